@@ -1,0 +1,83 @@
+"""Flags and rendering shared by sub-commands: model selection, method knobs, JSON and tables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from core.models import ResolvedModel, resolve_model
+from core.registry import KNOBS, METHODS, MethodChoice, get_method, method_ids
+from core.skeleton import TASKS
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="Hub repo id, catalogue alias, config.json or model folder")
+    parser.add_argument("--task", choices=TASKS, help="head to build (default: from the config's architecture)")
+    parser.add_argument("--num-labels", type=int, default=2, help="labels of a sequence-classification head")
+    parser.add_argument("--revision", help="Hub revision (branch, tag or commit) for a config download")
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow a model folder's own code")
+
+
+def add_method_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--method", required=True, help=f"one of {', '.join(method_ids())}, or 'all'")
+    for knob in KNOBS.values():
+        parser.add_argument(knob.cli_flag, type=knob.kind, help=knob.help)
+
+
+def model_from_args(args: argparse.Namespace) -> ResolvedModel:
+    return resolve_model(args.model, trust_remote_code=args.trust_remote_code, revision=args.revision)
+
+
+def method_choices(args: argparse.Namespace) -> tuple[list[MethodChoice], bool]:
+    """The chosen methods and whether the user asked for all of them.
+
+    With 'all', a knob goes to every method that takes it; with one method, a knob it does not take is an error.
+    """
+    given = {name: getattr(args, name) for name in KNOBS if getattr(args, name) is not None}
+    if args.method.strip().lower() == "all":
+        choices = [
+            MethodChoice(m, **{k: v for k, v in given.items() if k in METHODS[m].defaults}) for m in method_ids()
+        ]
+        return choices, True
+    return [MethodChoice(get_method(args.method).id, **given)], False
+
+
+def print_json(payload: dict[str, Any]) -> None:
+    json.dump(payload, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A plain aligned text table (numbers right-aligned)."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def fmt(cells: Sequence[str]) -> str:
+        out = []
+        for i, cell in enumerate(cells):
+            numeric = cell[:1].isdigit() or (cell[:1] == "-" and cell[1:2].isdigit())
+            out.append(cell.rjust(widths[i]) if numeric else cell.ljust(widths[i]))
+        return "  ".join(out).rstrip()
+
+    print(fmt(headers))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print(fmt(row))
+
+
+def human_bytes(value: float) -> str:
+    """Binary units, as GPU memory is reported (GiB = 2**30 bytes)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_count(value: int) -> str:
+    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if value >= div:
+            return f"{value / div:.2f}{unit}"
+    return str(value)

@@ -1,0 +1,163 @@
+"""Model resolution: a name or path -> a validated transformers config, offline first.
+
+Order: an existing path (config.json or a folder holding one), then the offline catalogue (repo id, bare
+name or alias), then a config-only Hub download. Remote code is never trusted unless asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from core import catalogue
+from core.errors import InputError
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
+
+Origin = Literal["catalogue", "hub", "path"]
+
+# Bytes per element of the dtype names transformers writes into config.json.
+DTYPE_BYTES: dict[str, int] = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model the engine can build: where it came from and its config.json contents (as canonical JSON)."""
+
+    name: str
+    origin: Origin
+    config_json: str
+    trust_remote_code: bool = False
+    location: str = ""
+
+    def __post_init__(self) -> None:
+        data = json.loads(self.config_json)
+        if not isinstance(data, dict) or not data.get("model_type"):
+            where = self.location or self.name
+            raise InputError(
+                f"config at {where} has no model_type: a transformers config.json names its architecture there"
+            )
+
+    @cached_property
+    def config_dict(self) -> dict[str, Any]:
+        return json.loads(self.config_json)
+
+    @property
+    def model_type(self) -> str:
+        return str(self.config_dict["model_type"])
+
+    @property
+    def saved_dtype(self) -> str:
+        """The dtype the published checkpoint is stored in (fp32 when the config does not say)."""
+        value = self.config_dict.get("torch_dtype") or self.config_dict.get("dtype") or "float32"
+        return value if value in DTYPE_BYTES else "float32"
+
+    @property
+    def max_positions(self) -> int | None:
+        for key in ("max_position_embeddings", "n_positions", "max_seq_len", "n_ctx"):
+            value = self.config_dict.get(key)
+            if isinstance(value, int):
+                return value
+        return None
+
+    def build_config(self) -> PretrainedConfig:
+        """A transformers config object; unknown or remote-code architectures fail with a clear line."""
+        from transformers import AutoConfig
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+        data = dict(self.config_dict)
+        model_type = data.pop("model_type")
+        if self.trust_remote_code and "auto_map" in data and self.location:
+            return AutoConfig.from_pretrained(self.location, trust_remote_code=True)
+        if model_type not in CONFIG_MAPPING:
+            if "auto_map" in data:
+                raise InputError(
+                    f"{self.name} needs remote code (model_type {model_type!r} is not built into transformers): "
+                    "pass --trust-remote-code with a local model folder if you trust its code"
+                )
+            import transformers
+
+            raise InputError(
+                f"transformers {transformers.__version__} does not know model_type {model_type!r} of {self.name}: "
+                "upgrade transformers or pass the config of a supported architecture"
+            )
+        try:
+            return CONFIG_MAPPING[model_type].from_dict(data)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise InputError(f"config of {self.name} is invalid for {model_type}: {_first_line(exc)}") from None
+
+
+def resolve_model(name: str, *, trust_remote_code: bool = False, revision: str | None = None) -> ResolvedModel:
+    """Resolve `--model`: a path, a catalogue id/alias, or a Hub repo id (config.json only)."""
+    name = name.strip()
+    if not name:
+        raise InputError("--model is empty: give a Hub id (e.g. meta-llama/Llama-2-7b-hf) or a config.json path")
+    path = Path(name).expanduser()
+    if path.exists():
+        return _from_path(name, path, trust_remote_code)
+    if name.endswith(".json") or name.startswith((".", "/", "~")):
+        raise InputError(f"no such file or folder: {name}; check the path to the config.json or model folder")
+    entry = catalogue.find(name)
+    if entry is not None:
+        return ResolvedModel(
+            name=entry.repo_id,
+            origin="catalogue",
+            config_json=_canonical(entry.load_config()),
+            trust_remote_code=trust_remote_code,
+        )
+    from core.hub import download_config
+
+    config_path = download_config(name, revision=revision)
+    return ResolvedModel(
+        name=name,
+        origin="hub",
+        config_json=_canonical(_read_json(config_path)),
+        trust_remote_code=trust_remote_code,
+        location=str(config_path.parent),
+    )
+
+
+def _from_path(name: str, path: Path, trust_remote_code: bool) -> ResolvedModel:
+    if path.is_dir():
+        config_path = path / "config.json"
+        if not config_path.is_file():
+            raise InputError(f"folder {path} has no config.json: point --model at the folder that holds config.json")
+    else:
+        config_path = path
+    return ResolvedModel(
+        name=name,
+        origin="path",
+        config_json=_canonical(_read_json(config_path)),
+        trust_remote_code=trust_remote_code,
+        location=str(config_path.parent),
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text: a config.json must be JSON") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path} is malformed or truncated JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+            "re-download or fix it"
+        ) from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path} holds JSON but not an object: a config.json is one JSON object")
+    return data
+
+
+def _canonical(data: dict[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

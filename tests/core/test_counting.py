@@ -1,0 +1,162 @@
+"""Exact counts: published totals, peft's own numbers for every method, BitFit and partial FT by hand."""
+
+import copy
+import warnings
+
+import pytest
+import torch
+import transformers
+from peft import get_peft_model
+from tiny_models import TINY_CONFIGS, tiny_model
+
+from core import catalogue
+from core.counting import count_parameters
+from core.errors import InputError, NotApplicableError
+from core.models import resolve_model
+from core.registry import MethodChoice, method_ids
+from core.skeleton import PEFT_TASK_TYPES, SkeletonKey, default_task, skeleton
+
+EXACT_TOTALS = {
+    "meta-llama/Llama-2-7b-hf": 6_738_415_616,
+    "meta-llama/Llama-2-13b-hf": 13_015_864_320,
+    "meta-llama/Llama-2-70b-hf": 68_976_648_192,
+    "mistralai/Mistral-7B-v0.1": 7_241_732_096,
+    "TinyLlama/TinyLlama-1.1B-Chat-v1.0": 1_100_048_384,
+    "facebook/opt-13b": 12_853_473_280,
+}
+PEFT_METHODS = [m for m in method_ids() if MethodChoice(m).spec.is_peft]
+
+
+def _key(name: str, task: str | None = None) -> SkeletonKey:
+    model = resolve_model(name)
+    return SkeletonKey(model, task or default_task(model), 2)
+
+
+@pytest.mark.parametrize(("repo_id", "total"), EXACT_TOTALS.items())
+def test_published_totals_are_exact(repo_id: str, total: int) -> None:
+    count = count_parameters(_key(repo_id), MethodChoice("fft"))
+    assert count.total_params == count.trainable_params == total
+
+
+@pytest.mark.parametrize("repo_id", sorted(catalogue.entries()))
+def test_catalogue_counts_match_transformers(repo_id: str) -> None:
+    """Our FFT count equals transformers' own `num_parameters()` for the class the config names."""
+    entry = catalogue.entries()[repo_id]
+    model = resolve_model(repo_id)
+    architectures = model.config_dict.get("architectures") or ["AutoModel"]
+    with warnings.catch_warnings(), torch.device("meta"):
+        warnings.simplefilter("ignore")
+        if architectures[0] == "AutoModel":
+            reference = transformers.AutoModel.from_config(model.build_config())
+        else:
+            reference = getattr(transformers, architectures[0])(model.build_config())
+    assert reference.num_parameters() == entry.params
+    ours = count_parameters(_key(repo_id), MethodChoice("fft")).total_params
+    if default_task(model) == "causal-lm" or model.config_dict.get("is_encoder_decoder"):
+        assert ours == entry.params
+    else:  # encoders default to a classification head; compare against that class
+        with warnings.catch_warnings(), torch.device("meta"):
+            warnings.simplefilter("ignore")
+            cls_config = model.build_config()
+            cls_config.num_labels = 2
+            seq_cls = transformers.AutoModelForSequenceClassification.from_config(cls_config)
+        assert ours == seq_cls.num_parameters()
+
+
+def _peft_reference(key: SkeletonKey, choice: MethodChoice) -> tuple[int, int]:
+    """What peft reports when applied plainly to a full copy of the model (no shortcut)."""
+    model = copy.deepcopy(skeleton(key))
+    with warnings.catch_warnings(), torch.device("meta"):
+        warnings.simplefilter("ignore")
+        peft_model = get_peft_model(model, choice.peft_config(PEFT_TASK_TYPES[key.task]))
+    return peft_model.get_nb_trainable_parameters()
+
+
+@pytest.mark.parametrize("tiny_family", sorted(TINY_CONFIGS))
+@pytest.mark.parametrize("method", PEFT_METHODS)
+def test_every_peft_method_matches_peft_on_tiny_families(method: str, tiny_family: str) -> None:
+    key = SkeletonKey(tiny_model(tiny_family), default_task(tiny_model(tiny_family)), 3)
+    choice = MethodChoice(method, rank=4) if "rank" in MethodChoice(method).spec.defaults else MethodChoice(method)
+    try:
+        ours = count_parameters(key, choice)
+    except NotApplicableError as exc:  # e.g. LoHa on GPT-2's Conv1D: peft itself refuses
+        with pytest.raises((ValueError, TypeError)):
+            _peft_reference(key, choice)
+        assert "cannot be applied" in str(exc)
+        return
+    assert (ours.trainable_params, ours.total_params) == _peft_reference(key, choice)
+    assert ours.trainable_share == pytest.approx(ours.trainable_params / ours.total_params)
+
+
+@pytest.mark.parametrize("method", PEFT_METHODS)
+def test_every_peft_method_matches_peft_on_llama_2_7b(method: str) -> None:
+    key = _key("meta-llama/Llama-2-7b-hf")
+    choice = MethodChoice(method)
+    ours = count_parameters(key, choice)
+    assert (ours.trainable_params, ours.total_params) == _peft_reference(key, choice)
+
+
+def test_bitfit_counts_exactly_the_biases() -> None:
+    key = _key("gpt2")
+    biases = sum(p.numel() for n, p in skeleton(key).named_parameters() if n.endswith("bias"))
+    count = count_parameters(key, MethodChoice("bitfit"))
+    assert count.trainable_params == biases == 102_144
+
+
+def test_bitfit_on_a_classifier_also_trains_the_new_head() -> None:
+    key = _key("roberta-base")
+    model = skeleton(key)
+    biases = sum(
+        p.numel() for n, p in model.named_parameters() if n.endswith("bias") and not n.startswith("classifier")
+    )
+    head = sum(p.numel() for p in model.classifier.parameters())
+    assert count_parameters(key, MethodChoice("bitfit")).trainable_params == biases + head
+
+
+def test_bitfit_refuses_a_model_without_biases() -> None:
+    with pytest.raises(NotApplicableError, match="has none"):
+        count_parameters(_key("llama-2-7b"), MethodChoice("bitfit"))
+
+
+@pytest.mark.parametrize("top", [1, 2, 5])
+def test_partial_ft_counts_exactly_the_top_blocks(top: int) -> None:
+    key = _key("meta-llama/Llama-2-7b-hf")
+    layers = skeleton(key).model.layers
+    expected = sum(p.numel() for block in layers[-top:] for p in block.parameters())
+    assert count_parameters(key, MethodChoice("partial_ft", top_layers=top)).trainable_params == expected
+
+
+def test_partial_ft_beyond_depth_is_refused() -> None:
+    with pytest.raises(InputError, match="exceeds the model's 32 blocks"):
+        count_parameters(_key("llama-2-7b"), MethodChoice("partial_ft", top_layers=33))
+
+
+def test_adapter_bytes_follow_dtype() -> None:
+    key = _key("llama-2-7b")
+    fp32 = count_parameters(key, MethodChoice("lora", rank=16))
+    bf16 = count_parameters(key, MethodChoice("lora", rank=16, adapter_dtype="bf16"))
+    assert fp32.adapter_bytes == 4 * fp32.trainable_params == 2 * bf16.adapter_bytes
+    fft = count_parameters(key, MethodChoice("fft"))
+    assert fft.adapter_bytes == 2 * fft.total_params  # the checkpoint is published in float16
+
+
+def test_lora_rank_16_all_linear_on_llama_2_7b() -> None:
+    # r * (in + out) summed over q,k,v,o (4096->4096) and gate,up (4096->11008), down (11008->4096), x 32 layers
+    expected = 16 * (4 * (4096 + 4096) + 3 * (4096 + 11008)) * 32
+    assert (
+        count_parameters(_key("llama-2-7b"), MethodChoice("lora", rank=16, targets="all-linear")).trainable_params
+        == expected
+    )
+
+
+def test_unknown_targets_list_the_real_names() -> None:
+    with pytest.raises(InputError, match="--targets query not found.*q_proj") as info:
+        count_parameters(_key("llama-2-7b"), MethodChoice("lora", targets="q_proj,query"))
+    assert "\n" not in str(info.value)
+
+
+def test_rank_larger_than_layer() -> None:
+    model = tiny_model("llama")
+    key = SkeletonKey(model, "causal-lm", 2)
+    with pytest.raises(InputError, match="--rank 100 is larger than layer"):
+        count_parameters(key, MethodChoice("lora", rank=100))
