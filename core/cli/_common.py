@@ -11,6 +11,9 @@ from typing import Any
 from core.models import ResolvedModel, resolve_model
 from core.registry import KNOBS, METHODS, MethodChoice, get_method, method_ids
 from core.skeleton import TASKS
+from core.units import human_bytes, human_count
+
+__all__ = ["human_bytes", "human_count"]  # re-exported for the sub-commands
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -65,19 +68,3 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     print("  ".join("-" * w for w in widths))
     for row in rows:
         print(fmt(row))
-
-
-def human_bytes(value: float) -> str:
-    """Binary units, as GPU memory is reported (GiB = 2**30 bytes)."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-def human_count(value: int) -> str:
-    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if value >= div:
-            return f"{value / div:.2f}{unit}"
-    return str(value)
