@@ -10,6 +10,11 @@ PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 
 st.set_page_config(page_title="TuneWise", page_icon="🎛️", layout="wide")
 navigation = st.navigation(
-    [st.Page(str(PAGES_DIR / "counts.py"), title="Trainable parameters", url_path="counts", default=True)]
+    [
+        st.Page(str(PAGES_DIR / "counts.py"), title="Trainable parameters", url_path="counts", default=True),
+        st.Page(str(PAGES_DIR / "evidence.py"), title="Evidence", url_path="evidence"),
+        st.Page(str(PAGES_DIR / "guide.py"), title="Guide", url_path="guide"),
+        st.Page(str(PAGES_DIR / "calibrate.py"), title="Calibrate", url_path="calibrate"),
+    ]
 )
 navigation.run()

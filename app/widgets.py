@@ -1,0 +1,44 @@
+"""Small UI pieces shared by pages: downloads, uploads into the warehouse, error display."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app.resources import warehouse
+from core.errors import InputError
+from core.warehouse import ImportRejectedError, ImportReport
+
+
+def download_buttons(frame: pd.DataFrame, name: str, key: str) -> None:
+    """CSV and Parquet downloads of exactly what the page shows."""
+    left, right = st.columns(2)
+    left.download_button(
+        "Download CSV", frame.to_csv(index=False).encode("utf-8"), f"{name}.csv", "text/csv", key=f"{key}_csv"
+    )
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    right.download_button(
+        "Download Parquet", buffer.getvalue(), f"{name}.parquet", "application/vnd.apache.parquet", key=f"{key}_pq"
+    )
+
+
+def import_upload(upload: st.runtime.uploaded_file_manager.UploadedFile) -> ImportReport | None:
+    """Import an uploaded results file all-or-nothing; show row-level errors when it is rejected."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(upload.name).name
+        path.write_bytes(upload.getvalue())
+        try:
+            return warehouse().import_file(path)
+        except ImportRejectedError as exc:
+            st.error(f"{upload.name} was rejected: {len(exc.errors)} bad rows, nothing was written; fix them, retry.")
+            st.dataframe(
+                pd.DataFrame(exc.errors, columns=[exc.unit, "reason"]), hide_index=True, key="import_errors"
+            )
+        except InputError as exc:
+            st.error(str(exc))
+    return None

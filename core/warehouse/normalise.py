@@ -1,0 +1,180 @@
+"""Published method names -> registry method ids, with the knobs the name (or its notes) states.
+
+Papers name methods freely: "LoRA r=16 (all modules, alpha=2r)", "FT (full fine-tuning)*", "Adapter (AdptH)+",
+"FT-Top2". Ordered rules (most specific first) pick the registry id; further patterns read rank, alpha,
+targets, top-K layers, quantization and a variant. Markers follow data/published_results_sources.md: a
+trailing `*` = quoted from prior work, a trailing `+` = restricted setup. A name no rule knows maps to
+`other` and is counted in the report, never dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from core.registry import ALL_LINEAR, METHODS
+
+OTHER = "other"
+
+# (pattern on the lower-cased name, registry id); the first match wins.
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), method_id)
+    for pattern, method_id in (
+        (r"\bdvora\b", "dvora"),
+        (r"\bq-?lora\b", "qlora"),
+        (r"\bdora\b", "dora"),
+        (r"\badalora\b", "adalora"),
+        (r"\bvera\b", "vera"),
+        (r"\bloha\b", "loha"),
+        (r"\blokr\b", "lokr"),
+        (r"\boft\b", "oft"),
+        (r"\(ia\)\^?3|\bia3\b", "ia3"),
+        (r"\blora\b", "lora"),
+        (r"\bspot\b", "spot"),
+        (r"\bbitfit\b", "bitfit"),
+        (r"\bft-top\d+|\btop-?\d+ layers?\b|\bpartial fine-?tuning\b", "partial_ft"),
+        # Prefix-embedding tuning trains only input-embedding prefix tokens: prompt tuning (Hu et al. 2021, 5.1).
+        (r"\bprefix-embedding\b|\bpreembed\b", "prompt_tuning"),
+        (r"\bprefix\b|\bprelayer\b", "prefix_tuning"),
+        (r"\bp-tuning\b", "p_tuning"),
+        (r"\bprompt[- ]tuning\b", "prompt_tuning"),
+        (r"\badapter|\badpt[a-z]\b", "adapter"),
+        (r"\bno fine-?tuning\b|\bzero-shot\b|\bbase model\b", "base"),
+        (r"\bfull fine-?tuning\b|\bmodel tuning\b|^ft\b|\bfft\b|\bft-full\b|\bfull ft\b", "fft"),
+    )
+)
+
+# Adapter and prefix styles named in the sources: Houlsby et al. 2019 (AdapterH), Pfeiffer et al. 2021
+# (AdapterP), Lin et al. 2020 (AdapterL), Rücklé et al. 2021 (AdapterDrop), He et al. 2022 (parallel).
+_STYLES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), style)
+    for pattern, style in (
+        (r"\badapterh\b|\badpth\b", "Houlsby"),
+        (r"\badapterp\b|\badptp\b", "Pfeiffer"),
+        (r"\badapterl\b", "Lin"),
+        (r"\badptd\b", "AdapterDrop"),
+        (r"\bparallel\b", "parallel"),
+        (r"\bprelayer\b|\bprefix-layer\b", "prefix-layer"),
+        (r"\bpreembed\b|\bprefix-embedding\b", "prefix-embedding"),
+        (r"\bbf16\b", "bf16"),
+        (r"\bfp16\b", "fp16"),
+    )
+)
+
+_RANK = re.compile(r"\br\s*=\s*(\d+)")
+_NOTES_RANK_QV = re.compile(r"\br_q\s*=\s*r_v\s*=\s*(\d+)")  # the LoRA paper's "r_q=r_v=8": query+value
+_ALPHA = re.compile(r"\balpha\s*=\s*(\d+(?:\.\d+)?)(r?)\b")
+_ALL_MODULES = re.compile(r"\ball[- ](?:linear|modules|layers)\b")
+_TOP = re.compile(r"\btop-?(\d+)\b|\blast (\d+) layers\b")
+_QUANT = re.compile(r"\b(nf4\+dq|nf4|fp4|int8|int4)\b")
+_TRAINED_ON = re.compile(r"\bon (.+)$")
+_QUOTED = re.compile(r"\(reported\)|\bet al\.")
+
+
+@dataclass(frozen=True)
+class NormalisedMethod:
+    """A published method name read as a registry id plus the knobs the name states (None: not stated)."""
+
+    raw: str
+    method_id: str
+    rank: int | None = None
+    alpha: float | None = None
+    targets: str | None = None
+    top_layers: int | None = None
+    quantization: str | None = None
+    variant: str | None = None
+    quoted_from_prior_work: bool = False
+    restricted: bool = False
+
+    def __post_init__(self) -> None:
+        if self.method_id not in METHODS:
+            raise ValueError(f"{self.raw!r}: method id {self.method_id!r} is not in the registry")
+        for name in ("rank", "top_layers"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{self.raw!r}: {name} must be at least 1, got {value}")
+        if self.alpha is not None and self.alpha <= 0:
+            raise ValueError(f"{self.raw!r}: alpha must be positive, got {self.alpha}")
+
+
+def normalise_method(raw: str, notes: str = "") -> NormalisedMethod:
+    """Read one published method name; `notes` can supply a rank the name leaves out ("r_q=r_v=8")."""
+    name = raw.strip()
+    quoted = restricted = False
+    while name and name[-1] in "*+":  # trailing markers, in either order
+        quoted |= name[-1] == "*"
+        restricted |= name[-1] == "+"
+        name = name[:-1].rstrip()
+    low = name.lower()
+    method_id = next((mid for pattern, mid in _RULES if pattern.search(low)), OTHER)
+    quoted |= _QUOTED.search(low) is not None
+
+    rank = targets = None
+    if (match := _RANK.search(low)) is not None:
+        rank = int(match.group(1))
+    elif (match := _NOTES_RANK_QV.search(notes)) is not None:
+        rank, targets = int(match.group(1)), "q,v"
+    alpha = None
+    if (match := _ALPHA.search(low)) is not None:
+        number, per_rank = float(match.group(1)), bool(match.group(2))
+        # "alpha=2r" is a multiple of the rank (unknown without it); "alpha=16" is a number.
+        alpha = (number * rank if rank else None) if per_rank else number
+    if _ALL_MODULES.search(low):
+        targets = ALL_LINEAR
+    top_layers = None
+    if method_id == "partial_ft" and (match := _TOP.search(low)) is not None:
+        top_layers = int(match.group(1) or match.group(2))
+    quant = _QUANT.search(low)
+    variants = [style for pattern, style in _STYLES if pattern.search(low)]
+    if (match := _TRAINED_ON.search(name)) is not None:
+        variants.append(f"trained on {match.group(1)}")
+    return NormalisedMethod(
+        raw=raw,
+        method_id=method_id,
+        rank=rank,
+        alpha=alpha,
+        targets=targets,
+        top_layers=top_layers,
+        quantization=quant.group(1) if quant else None,
+        variant=", ".join(variants) or None,
+        quoted_from_prior_work=quoted,
+        restricted=restricted,
+    )
+
+
+@dataclass(frozen=True)
+class NormalisationReport:
+    """How many rows went to each method id, and the raw names that could not be normalised."""
+
+    counts: Mapping[str, int]
+    unmapped: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.counts) - set(METHODS)
+        if unknown:
+            raise ValueError(f"report counts unknown method ids {sorted(unknown)}")
+        if sum(self.unmapped.values()) != self.counts.get(OTHER, 0):
+            raise ValueError("unmapped names must account for every row counted as 'other'")
+
+    @property
+    def rows(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        """One line: rows per method id, then the names kept as 'other'."""
+        parts = ", ".join(f"{mid} {n}" for mid, n in sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        if not self.unmapped:
+            return f"{self.rows} rows: {parts}"
+        names = "; ".join(f"{name!r} x{n}" for name, n in sorted(self.unmapped.items()))
+        return f"{self.rows} rows: {parts} — kept as 'other': {names}"
+
+
+def normalisation_report(methods: Iterable[NormalisedMethod]) -> NormalisationReport:
+    """Count normalised methods per id; list the raw names mapped to `other`."""
+    items = list(methods)
+    counts = Counter(m.method_id for m in items)
+    unmapped = Counter(m.raw for m in items if m.method_id == OTHER)
+    return NormalisationReport(counts=MappingProxyType(dict(counts)), unmapped=MappingProxyType(dict(unmapped)))

@@ -1,0 +1,103 @@
+"""Evidence: browse published and user results, the matched FFT-vs-PEFT pairs, and the seed paper's claims."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app.charts import gap_against, gap_by_task_and_method
+from app.resources import cached_claims, cached_pairs, cached_results, data_version, warehouse
+from app.state import mirror, seed_list, share_link
+from app.widgets import download_buttons, import_upload
+from core.claims import compare_claims
+from core.registry import METHODS
+from core.warehouse import Filters
+
+TASK_TYPES = ("classification", "extraction", "generation", "reasoning-math", "code", "instruction")
+DISTRIBUTIONS = ("in-domain", "ood", "adversarial")
+SIZE_STEPS = (0.05, 0.1, 0.3, 1.0, 3.0, 7.0, 13.0, 35.0, 70.0, 200.0)
+
+st.title("Evidence")
+version = data_version()
+all_pairs = cached_pairs(Filters(), version)
+st.caption(
+    f"{len(cached_results(Filters(), version))} results and {len(all_pairs)} matched FFT-vs-PEFT pairs from "
+    f"{all_pairs['source'].nunique()} sources. Gap = PEFT metric minus FFT metric on the same source, model, task "
+    "and data size, in points of a 0-100 metric (positive: PEFT did better)."
+)
+
+method_options = sorted(set(all_pairs["method_id"]) | {"fft"}, key=list(METHODS).index)
+seed_list("task", TASK_TYPES, TASK_TYPES)
+seed_list("method", [m for m in method_options if m != "fft"], method_options)
+seed_list("dist", ("in-domain", "ood"), DISTRIBUTIONS)
+with st.container(border=True):
+    left, middle, right = st.columns(3)
+    task_types = left.multiselect("Task types", TASK_TYPES, key="task")
+    methods = middle.multiselect("Methods", method_options, key="method", format_func=lambda m: METHODS[m].name)
+    distributions = right.multiselect("Test distribution", DISTRIBUTIONS, key="dist")
+    left, right = st.columns([2, 1])
+    size_range = left.select_slider(
+        "Base model size (billions of parameters)", SIZE_STEPS, value=(SIZE_STEPS[0], SIZE_STEPS[-1]), key="size"
+    )
+    sources = right.multiselect("Sources", sorted(all_pairs["source"].unique()), key="source",
+                                placeholder="all sources")
+mirror(("task", "method", "dist"))
+
+filters = Filters(
+    task_types=task_types, methods=methods, distributions=distributions, sources=sources or None,
+    min_params_b=size_range[0], max_params_b=size_range[1],
+)
+pairs = cached_pairs(filters, version)
+target = pairs[pairs["metric_kind"] == "target"]
+
+charts, claims_tab, pairs_tab, results_tab, upload_tab = st.tabs(
+    ["Gap charts", "Claims vs evidence", "Pairs", "Results", "Upload results"]
+)
+with charts:
+    if target.empty:
+        st.info("No matched pairs for these filters: widen the task types, methods or model sizes.")
+    else:
+        st.subheader(f"Gap by task type and method ({len(target)} pairs)")
+        st.altair_chart(gap_by_task_and_method(target), key="chart_task_method")
+        left, right = st.columns(2)
+        with left:
+            st.subheader("Gap against trainable share")
+            st.altair_chart(gap_against(target, "trainable_pct", "trainable share (%)"), key="chart_share")
+            st.subheader("Gap against rank")
+            st.caption("The seed paper (S19) claims raising LoRA's rank barely moves performance: diminishing returns.")
+            st.altair_chart(gap_against(target, "rank", "LoRA/DoRA rank r", log_base=2), key="chart_rank")
+        with right:
+            st.subheader("Gap against training-set size")
+            st.caption(
+                "The seed paper (S16) claims LoRA leads below about 20 examples per class and FFT above; "
+                "the dots are the published pairs that state their training-set size."
+            )
+            st.altair_chart(gap_against(target, "train_examples", "training examples"), key="chart_data")
+with claims_tab:
+    st.caption("The seed paper's headline claims as claims, next to the matched evidence. ⚑ marks a claim the "
+               "evidence does not support or cannot check.")
+    compared = compare_claims(cached_claims(version), all_pairs)
+    compared.insert(0, "⚑", compared.pop("flagged").map({True: "⚑", False: ""}))
+    st.dataframe(compared, hide_index=True, key="claims_table", column_config={
+        "claimed_gap": st.column_config.NumberColumn("claimed gap (points)", format="%+.2f"),
+        "evidence_median_gap": st.column_config.NumberColumn("evidence median (points)", format="%+.2f"),
+    })
+with pairs_tab:
+    st.dataframe(pairs, hide_index=True, key="pairs_table")
+    download_buttons(pairs, "tunewise-pairs", "pairs")
+with results_tab:
+    shown = cached_results(filters, version)
+    st.dataframe(shown, hide_index=True, key="results_table")
+    download_buttons(shown, "tunewise-results", "results")
+with upload_tab:
+    st.markdown("Add your own results: CSV, Parquet or JSON with the columns of the published results "
+                "(`source, table, base_model, base_params_b, task, task_type, train_examples, method, trainable_pct, "
+                "metric, value, adversarial, notes`). A file with any bad row is rejected whole.")
+    if warehouse().read_only:
+        st.info("This is a read-only deployment: uploads are off.")
+    else:
+        upload = st.file_uploader("Results file", type=["csv", "parquet", "json"], key="upload")
+        if upload is not None and st.button("Import", key="import", type="primary"):
+            report = import_upload(upload)
+            if report is not None:
+                st.success(f"Imported {report.rows_added} rows from {upload.name}.")
+share_link()

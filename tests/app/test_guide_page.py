@@ -1,0 +1,17 @@
+"""Guide page: renders the theorems and evidence charts; the task type choice changes the charts."""
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "guide.py")
+
+
+def test_guide_renders_and_follows_the_task(app_env: Path) -> None:
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception
+    assert "strict subset of FFT" in " ".join(m.value for m in at.markdown)
+    code_captions = [c.value for c in at.caption if "pairs." in c.value]
+    at.selectbox(key="guide_task").set_value("classification").run()
+    assert [c.value for c in at.caption if "pairs." in c.value] != code_captions
+    assert at.query_params["guide_task"] in ("classification", ["classification"])

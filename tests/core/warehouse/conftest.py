@@ -1,0 +1,101 @@
+"""Fixtures: one seeded warehouse per session, copied into each test's own folder.
+
+Every test runs with TUNEWISE_WAREHOUSE pointing into its tmp_path, so the user's real data directory is
+never touched, and with the other TUNEWISE_* settings cleared.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from core.warehouse import Warehouse, open_warehouse
+from core.warehouse.conventions import PUBLISHED_COLUMNS
+
+SETTINGS = ("TUNEWISE_WAREHOUSE", "TUNEWISE_READ_ONLY", "TUNEWISE_MAX_IMPORT_MB", "TUNEWISE_PARQUET_ROOT")
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private warehouse location for every test; no inherited settings."""
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    location = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("TUNEWISE_WAREHOUSE", str(location))
+    return location
+
+
+@pytest.fixture(scope="session")
+def seeded_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse created and seeded once per session (read it only through copies)."""
+    path = tmp_path_factory.mktemp("seeded") / "seeded.duckdb"
+    open_warehouse(path, read_only=False).close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def ro(seeded_file: Path) -> Iterator[Warehouse]:
+    """The session's seeded warehouse, open read-only: for tests that only read."""
+    warehouse = open_warehouse(seeded_file, read_only=True)
+    yield warehouse
+    warehouse.close()
+
+
+@pytest.fixture
+def seeded_copy(seeded_file: Path, isolated_settings: Path) -> Path:
+    """This test's own copy of the seeded warehouse, at TUNEWISE_WAREHOUSE."""
+    shutil.copyfile(seeded_file, isolated_settings)
+    return isolated_settings
+
+
+@pytest.fixture
+def wh(seeded_copy: Path) -> Iterator[Warehouse]:
+    """The seeded warehouse, open for writing."""
+    warehouse = open_warehouse()
+    yield warehouse
+    warehouse.close()
+
+
+def good_row(**changes: str) -> dict[str, str]:
+    """One valid row in the published-results format (a user's own LoRA run), with `changes` applied."""
+    row = {
+        "source": "My lab notebook",
+        "table": "Run 1",
+        "base_model": "Qwen2.5-0.5B",
+        "base_params_b": "0.494",
+        "task": "GLUE SST-2",
+        "task_type": "classification",
+        "train_examples": "67000",
+        "method": "LoRA r=8",
+        "trainable_pct": "0.3",
+        "metric": "accuracy",
+        "value": "91.5",
+        "adversarial": "no",
+        "notes": "",
+    }
+    row.update(changes)
+    return row
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, str]], columns: Sequence[str] = PUBLISHED_COLUMNS) -> Path:
+    """Write rows under a header of `columns` (default: the published-results columns)."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def count(wh: Warehouse, table: str) -> int:
+    ((n,),) = wh.cursor().execute(f"SELECT count(*) FROM {table}").fetchall()
+    return int(n)
+
+
+def table_counts(wh: Warehouse) -> dict[str, int]:
+    """Row counts of every table that an import may write."""
+    names = ("results", "sources", "models", "tasks", "setups", "imports", "pair_rows")
+    return {name: count(wh, name) for name in names}

@@ -1,0 +1,84 @@
+"""Every published method name maps to a registry id; the named mappings of the issue hold exactly."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from core.registry import ALL_LINEAR, METHODS
+from core.warehouse.normalise import OTHER, normalisation_report, normalise_method
+from core.warehouse.paths import PUBLISHED_RESULTS_CSV
+
+
+def _shipped() -> list[tuple[str, str]]:
+    with PUBLISHED_RESULTS_CSV.open(encoding="utf-8", newline="") as handle:
+        return [(r["method"], r["notes"]) for r in csv.DictReader(handle)]
+
+
+def test_every_shipped_name_normalises_and_is_counted() -> None:
+    rows = _shipped()
+    names = {name for name, _ in rows}
+    assert len(names) == 58
+    report = normalisation_report(normalise_method(name, notes) for name, notes in rows)
+    assert report.rows == 859
+    assert dict(report.unmapped) == {}
+    assert OTHER not in report.counts
+    assert dict(report.counts) == {
+        "lora": 339, "fft": 160, "adapter": 144, "dora": 83, "prefix_tuning": 45, "qlora": 29,
+        "prompt_tuning": 20, "bitfit": 14, "partial_ft": 12, "spot": 5, "base": 4, "dvora": 2, "vera": 2,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("LoRA r=16 (all modules, alpha=2r)", {"method_id": "lora", "rank": 16, "targets": ALL_LINEAR, "alpha": 32.0}),
+        ("FT (full fine-tuning)*", {"method_id": "fft", "quoted_from_prior_work": True}),
+        ("FT (full fine-tuning)", {"method_id": "fft", "quoted_from_prior_work": False}),
+        ("Adapter (AdptH)+", {"method_id": "adapter", "restricted": True, "variant": "Houlsby"}),
+        ("FT-Top2", {"method_id": "partial_ft", "top_layers": 2}),
+        ("FT-Top2 (last 2 layers)*", {"method_id": "partial_ft", "top_layers": 2, "quoted_from_prior_work": True}),
+        ("LoRA+", {"method_id": "lora", "restricted": True}),
+        ("LoRA BF16", {"method_id": "lora", "variant": "bf16"}),
+        ("QLoRA Int8", {"method_id": "qlora", "quantization": "int8"}),
+        ("QLoRA FP4", {"method_id": "qlora", "quantization": "fp4"}),
+        ("QLoRA NF4+DQ on Alpaca", {"method_id": "qlora", "quantization": "nf4+dq", "variant": "trained on Alpaca"}),
+        ("Full fine-tuning BF16 (reported)", {"method_id": "fft", "quoted_from_prior_work": True}),
+        ("Full fine-tuning BF16 (replication)", {"method_id": "fft", "quoted_from_prior_work": False}),
+        ("Full fine-tuning (Lewis et al. 2020)", {"method_id": "fft", "quoted_from_prior_work": True}),
+        ("Model tuning (full fine-tuning)", {"method_id": "fft"}),
+        ("SPoT (prompt tuning w/ source-prompt transfer)", {"method_id": "spot"}),
+        ("Prefix-layer tuning (PreLayer)", {"method_id": "prefix_tuning", "variant": "prefix-layer"}),
+        ("Prefix-embedding tuning (PreEmbed)", {"method_id": "prompt_tuning", "variant": "prefix-embedding"}),
+        ("No fine-tuning (base LLaMA)", {"method_id": "base"}),
+        ("DoRA r=32", {"method_id": "dora", "rank": 32}),
+        ("DVoRA", {"method_id": "dvora"}),
+        ("Parallel adapter", {"method_id": "adapter", "variant": "parallel"}),
+        ("BitFit*", {"method_id": "bitfit", "quoted_from_prior_work": True}),
+    ],
+)
+def test_named_mappings(raw: str, expected: dict[str, object]) -> None:
+    method = normalise_method(raw)
+    assert method.raw == raw
+    assert {key: getattr(method, key) for key in expected} == expected
+
+
+def test_rank_and_targets_from_the_lora_paper_notes() -> None:
+    method = normalise_method("LoRA", "r_q=r_v=8; median of 5 seeds; trainable params 0.3M")
+    assert (method.rank, method.targets) == (8, "q,v")
+    assert normalise_method("LoRA r=4", "r_q=r_v=8").rank == 4  # the name wins over the notes
+
+
+def test_evidence_only_methods_exist_and_are_not_estimable() -> None:
+    for method_id in ("adapter", "spot", "base", "dvora", OTHER):
+        assert not METHODS[method_id].estimable
+
+
+def test_unknown_names_are_kept_as_other_and_reported() -> None:
+    methods = [normalise_method("Magic tuning v2"), normalise_method("Magic tuning v2"), normalise_method("LoRA")]
+    assert methods[0].method_id == OTHER
+    report = normalisation_report(methods)
+    assert dict(report.counts) == {OTHER: 2, "lora": 1}
+    assert dict(report.unmapped) == {"Magic tuning v2": 2}
+    assert "kept as 'other': 'Magic tuning v2' x2" in report.summary()
