@@ -16,6 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from torch import nn
 
@@ -151,22 +152,29 @@ def _apply_peft(
     key: SkeletonKey, choice: MethodChoice, keep_blocks: dict[str, int] | None
 ) -> tuple[int, int, tuple[str, ...]]:
     """Apply the real peft config to a fresh (possibly truncated) meta copy and ask peft for the counts."""
+    wrapped = peft_model(key, choice, tuple(keep_blocks.items()) if keep_blocks else None)
+    _check_rank(wrapped, choice)
+    trainable, total = wrapped.get_nb_trainable_parameters()
+    targeted = tuple(sorted({n.split(".")[-1] for n in getattr(wrapped.base_model, "targeted_module_names", [])}))
+    return int(trainable), int(total), targeted
+
+
+@lru_cache(maxsize=64)
+def peft_model(key: SkeletonKey, choice: MethodChoice, keep_blocks: tuple[tuple[str, int], ...] | None) -> nn.Module:
+    """The peft-wrapped meta copy of `key`'s skeleton (first N blocks of the named stacks), cached so that the
+    memory engine reads the same modules counting built. Do not mutate it."""
     import torch
     from peft import get_peft_model
 
-    model = fresh_copy(skeleton(key), keep_blocks)
+    model = fresh_copy(skeleton(key), dict(keep_blocks) if keep_blocks else None)
     config = choice.peft_config(PEFT_TASK_TYPES[key.task])
     try:
         with warnings.catch_warnings(), torch.device("meta"):
             warnings.simplefilter("ignore")
-            peft_model = get_peft_model(model, config, low_cpu_mem_usage=True)
+            return get_peft_model(model, config, low_cpu_mem_usage=True)
     except (ValueError, TypeError, NotImplementedError, RuntimeError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NotApplicableError(f"{choice.spec.name} cannot be applied to {key.model.name}: {message}") from None
-    _check_rank(peft_model, choice)
-    trainable, total = peft_model.get_nb_trainable_parameters()
-    targeted = tuple(sorted({n.split(".")[-1] for n in getattr(peft_model.base_model, "targeted_module_names", [])}))
-    return int(trainable), int(total), targeted
 
 
 def _check_rank(peft_model: nn.Module, choice: MethodChoice) -> None:

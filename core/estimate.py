@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from core.counting import ParameterCount, count_parameters
 from core.errors import NotApplicableError
+from core.memory.budget import TrainingEstimate, estimate_training
+from core.memory.states import check_quantization
 from core.scenario import Scenario
 
 
 @dataclass(frozen=True)
 class MethodEstimate:
-    """One method's answer; `error` holds why the method does not apply to this model."""
+    """One method's answer; `error` holds why the method does not apply to this model, `memory_error` why its
+    memory could not be estimated (the count still stands)."""
 
     method: str
     label: str
     count: ParameterCount | None = None
     error: str = ""
+    training: TrainingEstimate | None = None
+    memory_error: str = ""
 
     def __post_init__(self) -> None:
         if (self.count is None) == (not self.error):
@@ -30,6 +36,12 @@ class MethodEstimate:
             return out
         out.update(applicable=True, **{k: v for k, v in asdict(self.count).items() if k not in ("method", "label")})
         out["targeted_modules"] = list(self.count.targeted_modules)
+        training = self.training
+        out["memory"] = training.memory.to_dict() if training else None
+        out["fit"] = training.fit.to_dict() if training and training.fit else None
+        out["time"] = asdict(training.time) if training else None
+        if self.memory_error:
+            out["memory_error"] = self.memory_error
         return out
 
 
@@ -41,27 +53,45 @@ class EstimateReport:
     model_origin: str
     task: str
     methods: list[MethodEstimate] = field(default_factory=list)
+    training: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "model_origin": self.model_origin,
             "task": self.task,
+            "training": self.training,
+            "warnings": list(self.warnings),
             "methods": [m.to_dict() for m in self.methods],
         }
 
 
+# Counts depend only on (model, head, method): cached, so re-estimating after a change of batch, length or GPU
+# costs only the memory arithmetic.
+_count = lru_cache(maxsize=256)(count_parameters)
+
+
 def estimate(scenario: Scenario, *, skip_inapplicable: bool = False) -> EstimateReport:
-    """Count every method of the scenario. With `skip_inapplicable` (method 'all'), a method that cannot
-    apply to this model is reported with its reason instead of failing the whole run."""
+    """Count and size every method of the scenario. With `skip_inapplicable` (method 'all'), a method that cannot
+    apply to this model (or to this training setup, e.g. a 4-bit base) is reported with its reason instead of
+    failing the whole run."""
     results = []
+    key, setup = scenario.skeleton_key, scenario.training
     for choice in scenario.methods:
         try:
-            results.append(
-                MethodEstimate(choice.method, choice.label(), count_parameters(scenario.skeleton_key, choice))
-            )
+            check_quantization(choice, setup)
+            count = _count(key, choice)
         except NotApplicableError as exc:
             if not skip_inapplicable:
                 raise
             results.append(MethodEstimate(choice.method, choice.label(), error=str(exc)))
-    return EstimateReport(scenario.model.name, scenario.model.origin, scenario.task, results)
+            continue
+        try:
+            training = estimate_training(key, choice, count, setup)
+        except NotApplicableError as exc:  # e.g. an architecture without an activation model: keep the count
+            results.append(MethodEstimate(choice.method, choice.label(), count, memory_error=str(exc)))
+            continue
+        results.append(MethodEstimate(choice.method, choice.label(), count, training=training))
+    return EstimateReport(scenario.model.name, scenario.model.origin, scenario.task, results,
+                          asdict(setup), scenario.warnings)

@@ -470,3 +470,15 @@ class MethodChoice:
 
 def _split_targets(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def choices_for(methods: tuple[str, ...] | list[str], **knobs: Any) -> tuple[MethodChoice, ...]:
+    """Several methods sharing one set of knob values: each method takes the knobs it accepts (None = default)."""
+    given = {name: value for name, value in knobs.items() if value is not None}
+    unknown = sorted(set(given) - set(KNOBS))
+    if unknown:
+        raise InputError(f"unknown knobs {', '.join(unknown)}: choose from {', '.join(KNOBS)}")
+    return tuple(
+        MethodChoice(spec.id, **{k: v for k, v in given.items() if k in spec.defaults})
+        for spec in (get_method(m) for m in methods)
+    )

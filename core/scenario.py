@@ -5,9 +5,10 @@ Data flows one way: inputs (CLI flags, page widgets) -> Scenario -> core -> resu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.errors import InputError
+from core.memory.setup import TrainingSetup
 from core.models import ResolvedModel
 from core.registry import MethodChoice
 from core.skeleton import SkeletonKey, default_task
@@ -15,12 +16,13 @@ from core.skeleton import SkeletonKey, default_task
 
 @dataclass(frozen=True)
 class Scenario:
-    """A model with its task head and the methods to compare on it."""
+    """A model with its task head, the methods to compare on it, and how it would be trained."""
 
     model: ResolvedModel
     methods: tuple[MethodChoice, ...]
     task: str = ""
     num_labels: int = 2
+    training: TrainingSetup = field(default_factory=TrainingSetup)
 
     def __post_init__(self) -> None:
         if not self.methods:
@@ -32,3 +34,12 @@ class Scenario:
     @property
     def skeleton_key(self) -> SkeletonKey:
         return SkeletonKey(self.model, self.task, self.num_labels)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Questionable but estimable inputs, e.g. a sequence longer than the model's position table."""
+        limit = self.model.max_positions
+        if limit is not None and self.training.seq_len > limit:
+            return (f"--seq-len {self.training.seq_len} exceeds {self.model.name}'s maximum of {limit} positions; "
+                    "estimated anyway, but the model was not trained for it",)
+        return ()

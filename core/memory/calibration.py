@@ -1,0 +1,92 @@
+"""Estimator-versus-probe cases on the tiny configs: the accuracy matrix the tests and the benchmark run.
+
+A case is (family, method, dtype, attention, dropout); dropout applies to the model's own dropouts and to the
+method's dropout knob. The estimator runs with CPU kernel rules (`kernels="cpu"`), because the probe runs on
+CPU; everything else (what each op saves) is the same model the GPU estimate uses.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from core.errors import NotApplicableError
+from core.memory.activations import activation_model
+from core.memory.probe import probe_activations
+from core.memory.tiny import FAMILIES, tiny_model
+from core.registry import METHODS, MethodChoice, method_ids
+from core.skeleton import SkeletonKey, default_task
+
+DTYPES: tuple[str, ...] = ("fp32", "bf16")
+ATTENTIONS: tuple[str, ...] = ("sdpa", "eager")
+DROPOUTS: tuple[float, ...] = (0.0, 0.1)
+VARIANTS: tuple[tuple[str, str, float], ...] = tuple(itertools.product(DTYPES, ATTENTIONS, DROPOUTS))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One cell of the matrix."""
+
+    family: str
+    method: str
+    dtype: str
+    attention: str
+    dropout: float
+
+    @property
+    def id(self) -> str:
+        return f"{self.family}-{self.method}-{self.dtype}-{self.attention}-p{self.dropout:g}"
+
+
+@dataclass(frozen=True)
+class Result:
+    """Estimator and probe bytes for a case; `skipped` says why a method does not apply to the family."""
+
+    case: Case
+    estimate: int = 0
+    probe: int = 0
+    skipped: str = ""
+
+    @property
+    def error(self) -> float:
+        """Signed relative error of the estimate, in percent of the probe."""
+        return 100.0 * (self.estimate - self.probe) / self.probe if self.probe else 0.0
+
+
+def full_matrix() -> Iterator[Case]:
+    """Every estimable method x family x dtype x attention x dropout."""
+    for family, method, (dtype, attention, dropout) in itertools.product(FAMILIES, method_ids(), VARIANTS):
+        yield Case(family, method, dtype, attention, dropout)
+
+
+def covering_matrix(per_pair: int = 2) -> Iterator[Case]:
+    """`per_pair` cases per (family, method), rotating through the 8 dtype x attention x dropout variants so
+    that each family sees every variant and each method sees both dtypes, both attentions and both dropouts."""
+    for f, family in enumerate(FAMILIES):
+        for m, method in enumerate(method_ids()):
+            for k in range(per_pair):
+                dtype, attention, dropout = VARIANTS[(f + 3 * m + 5 * k) % len(VARIANTS)]
+                yield Case(family, method, dtype, attention, dropout)
+
+
+def run_case(case: Case, *, batch_size: int = 2, seq_len: int = 16) -> Result:
+    """Estimate and probe one case (a method that does not apply to the family is skipped with its reason)."""
+    model = tiny_model(case.family, dropout=case.dropout)
+    key = SkeletonKey(model, default_task(model), 2)
+    knobs: dict[str, float | int] = {"dropout": case.dropout} if "dropout" in METHODS[case.method].defaults else {}
+    if case.method == "partial_ft":
+        knobs["top_layers"] = 1
+    choice = MethodChoice(case.method, **knobs)  # type: ignore[arg-type]
+    try:
+        estimate = activation_model(key, choice, dtype=case.dtype, attention=case.attention, kernels="cpu")
+    except NotApplicableError as exc:
+        return Result(case, skipped=str(exc))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        probe = probe_activations(key, choice, batch_size=batch_size, seq_len=seq_len, dtype=case.dtype,
+                                  attention=case.attention)
+    if probe.activation_bytes == 0:  # nothing trains (e.g. BitFit on a bias-free model)
+        return Result(case, skipped="no trainable parameters")
+    return Result(case, estimate.bytes(batch_size, seq_len), probe.activation_bytes)

@@ -1,0 +1,157 @@
+"""The CPU activation probe: what autograd really saves for backward, measured on a small random-init model.
+
+One forward pass (train mode, labels given so the loss is included) of a real transformers model built from
+the config, with the method applied for real (peft, or `requires_grad` for BitFit and partial fine-tuning).
+Every tensor autograd saves passes `torch.autograd.graph.saved_tensors_hooks`; the probe keeps those whose
+storage is still alive when the forward ends, counts each storage once, and skips parameters and buffers
+(they are weights, not activations). This is the ground truth the analytical model in `activations.py` is
+tested against, and the calibration runner reuses it. It is slow by design: never call it from `estimate`.
+
+QLoRA runs as LoRA on a base in the compute dtype: a bitsandbytes 4-bit layer saves nothing for its frozen
+weight either (its autograd function keeps only the quantized weight), so the saved activations are the same.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from core.counting import _is_head
+from core.errors import InputError
+from core.memory.activations import effective_attention
+from core.models import ResolvedModel
+from core.registry import MethodChoice
+from core.skeleton import PEFT_TASK_TYPES, SkeletonKey, top_blocks
+
+PROBE_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PROBE_ATTENTION: tuple[str, ...] = ("sdpa", "eager")
+
+
+@dataclass(frozen=True)
+class SavedTensor:
+    """One storage autograd kept for backward: its size, dtype and the shape it was first saved with."""
+
+    nbytes: int
+    dtype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Bytes autograd saved during one forward of one micro-batch, with the storages behind them."""
+
+    activation_bytes: int
+    saved: tuple[SavedTensor, ...] = field(default=(), repr=False)
+
+
+def probe_activations(
+    key: SkeletonKey,
+    choice: MethodChoice,
+    *,
+    batch_size: int,
+    seq_len: int,
+    dtype: str = "fp32",
+    attention: str = "sdpa",
+    seed: int = 0,
+) -> ProbeResult:
+    """Run one real forward on CPU and measure the bytes autograd saved (see the module docstring)."""
+    if dtype not in PROBE_DTYPES:
+        raise InputError(f"probe dtype {dtype!r} is not one of {', '.join(PROBE_DTYPES)}")
+    if attention not in PROBE_ATTENTION:
+        raise InputError(f"probe attention {attention!r} is not one of {', '.join(PROBE_ATTENTION)}")
+    torch.manual_seed(seed)
+    model = build_trainable(key, choice, dtype=dtype, attention=attention)
+    inputs = make_inputs(key, batch_size, seq_len, vocab=_vocab_size(key.model))
+    frozen = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
+    seen: list[tuple[weakref.ref[torch.Tensor], torch.UntypedStorage]] = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        seen.append((weakref.ref(tensor), tensor.untyped_storage()))
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, _unpack):
+        output = model(**inputs)
+    if output.loss is None:
+        raise InputError(f"{key.model.name}: the model returned no loss for task {key.task}")
+    saved: dict[int, SavedTensor] = {}
+    for ref, storage in seen:
+        tensor = ref()
+        pointer = storage.data_ptr()
+        if tensor is None or pointer in frozen or pointer in saved or storage.nbytes() == 0:
+            continue
+        saved[pointer] = SavedTensor(storage.nbytes(), str(tensor.dtype).removeprefix("torch."), tuple(tensor.shape))
+    del output
+    return ProbeResult(sum(s.nbytes for s in saved.values()), tuple(saved.values()))
+
+
+def _unpack(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
+
+
+def _vocab_size(model: ResolvedModel) -> int:
+    return int(model.config_dict.get("vocab_size") or 32)
+
+
+def build_trainable(key: SkeletonKey, choice: MethodChoice, *, dtype: str, attention: str) -> nn.Module:
+    """A random-init CPU model of `key` in `dtype` with `choice` applied, in train mode."""
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
+
+    auto: dict[str, Any] = {
+        "causal-lm": AutoModelForCausalLM,
+        "seq-cls": AutoModelForSequenceClassification,
+        "seq2seq": AutoModelForSeq2SeqLM,
+    }
+    config = key.model.build_config()
+    config._attn_implementation = effective_attention(key, attention)
+    if key.task == "seq-cls":
+        config.num_labels = key.num_labels
+        if getattr(config, "pad_token_id", None) is None:
+            config.pad_token_id = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = auto[key.task].from_config(config, dtype=PROBE_DTYPES[dtype])
+    model.train()
+    return _apply_method(model, key, choice)
+
+
+def _apply_method(model: nn.Module, key: SkeletonKey, choice: MethodChoice) -> nn.Module:
+    if choice.method == "fft":
+        return model
+    if not choice.spec.is_peft:
+        _select(model, key, choice)
+        return model
+    from peft import get_peft_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        peft_model = get_peft_model(model, choice.peft_config(PEFT_TASK_TYPES[key.task]))
+    if choice.adapter_dtype in ("bf16", "fp16"):
+        for parameter in peft_model.parameters():
+            if parameter.requires_grad:
+                parameter.data = parameter.data.to(PROBE_DTYPES[choice.adapter_dtype])
+    peft_model.train()
+    return peft_model
+
+
+def _select(model: nn.Module, key: SkeletonKey, choice: MethodChoice) -> None:
+    """BitFit (biases) or partial fine-tuning (top K blocks), plus a sequence-classification head."""
+    prefixes: tuple[str, ...] = ()
+    if choice.method == "partial_ft":
+        assert choice.top_layers is not None
+        prefixes = tuple(f"{name}." for name, _ in top_blocks(model, choice.top_layers))
+    for name, parameter in model.named_parameters():
+        selected = name.endswith("bias") if choice.method == "bitfit" else name.startswith(prefixes)
+        parameter.requires_grad_(selected or (key.task == "seq-cls" and _is_head(name)))
+
+
+def make_inputs(key: SkeletonKey, batch_size: int, seq_len: int, *, vocab: int) -> dict[str, torch.Tensor]:
+    """Random token ids and labels for the task head (no padding, so no attention mask is needed)."""
+    ids = torch.randint(0, vocab, (batch_size, seq_len))
+    if key.task == "seq-cls":
+        return {"input_ids": ids, "labels": torch.randint(0, key.num_labels, (batch_size,))}
+    return {"input_ids": ids, "labels": ids.clone()}

@@ -1,0 +1,79 @@
+"""The training setup a memory/time estimate is for: batch, length, precision, optimizer, attention, sharding, GPU.
+
+Validated once in `__post_init__`; every bad value is one `InputError` line that says how to fix it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.errors import InputError
+
+PRECISIONS: tuple[str, ...] = ("bf16-mixed", "fp16-mixed", "bf16-true", "fp16-true", "fp32")
+OPTIMIZERS: tuple[str, ...] = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd", "adafactor")
+ATTENTIONS: tuple[str, ...] = ("sdpa", "flash", "eager")
+SHARDINGS: tuple[str, ...] = ("none", "zero1", "zero2", "zero3", "fsdp")
+OFFLOADS: tuple[str, ...] = ("none", "optimizer", "params")
+QUANTIZATIONS: tuple[str, ...] = ("auto", "none", "nf4", "nf4-dq", "int8")
+DEFAULT_MFU = 0.4  # model-FLOPs utilisation typical of well-tuned fine-tuning runs (PaLM reports 46% for pretraining)
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """How the model is trained. `batch_size` is the micro-batch per GPU; `gpus` the data-parallel width."""
+
+    batch_size: int = 1
+    seq_len: int = 512
+    precision: str = "bf16-mixed"
+    optimizer: str = "adamw"
+    gradient_checkpointing: bool = False
+    attention: str = "sdpa"
+    gpus: int = 1
+    sharding: str = "none"
+    offload: str = "none"
+    gpu: str | None = None
+    gpu_price: float | None = None
+    dataset_tokens: int | None = None
+    epochs: float = 1.0
+    mfu: float = DEFAULT_MFU
+    quantization: str = "auto"
+
+    def __post_init__(self) -> None:
+        for flag, value in (("--batch-size", self.batch_size), ("--seq-len", self.seq_len), ("--gpus", self.gpus)):
+            if not isinstance(value, int) or value <= 0:
+                example = 1 if flag == "--gpus" else 8
+                raise InputError(f"{flag} {value} must be a positive integer, e.g. {flag} {example}")
+        for flag, value, allowed in (
+            ("--precision", self.precision, PRECISIONS),
+            ("--optimizer", self.optimizer, OPTIMIZERS),
+            ("--attention", self.attention, ATTENTIONS),
+            ("--sharding", self.sharding, SHARDINGS),
+            ("--offload", self.offload, OFFLOADS),
+            ("--quantization", self.quantization, QUANTIZATIONS),
+        ):
+            if value not in allowed:
+                raise InputError(f"{flag} {value!r} is not one of {', '.join(allowed)}")
+        if self.sharding != "none" and self.gpus == 1:
+            raise InputError(f"--sharding {self.sharding} needs --gpus 2 or more: one GPU has nothing to shard across")
+        if self.offload != "none" and self.sharding == "none":
+            raise InputError(f"--offload {self.offload} needs --sharding (zero1/zero2/zero3/fsdp): offloading is a "
+                             "ZeRO/FSDP feature")
+        if self.offload == "params" and self.sharding not in ("zero3", "fsdp"):
+            raise InputError("--offload params needs --sharding zero3 or fsdp (only they partition the parameters)")
+        if self.dataset_tokens is not None and self.dataset_tokens <= 0:
+            raise InputError(f"--dataset-tokens {self.dataset_tokens} must be positive, e.g. --dataset-tokens 50000000")
+        if self.epochs <= 0:
+            raise InputError(f"--epochs {self.epochs} must be positive, e.g. --epochs 3")
+        if not 0 < self.mfu <= 1:
+            raise InputError(f"--mfu {self.mfu} must be in (0, 1], e.g. --mfu {DEFAULT_MFU}")
+        if self.gpu_price is not None and self.gpu_price < 0:
+            raise InputError(f"--gpu-price {self.gpu_price} must not be negative (USD per GPU-hour)")
+
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype activations are kept in: fp32, or the half type of a mixed/true half precision."""
+        return "fp32" if self.precision == "fp32" else self.precision[:4]
+
+    @property
+    def mixed(self) -> bool:
+        return self.precision.endswith("-mixed")

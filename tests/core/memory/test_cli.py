@@ -1,0 +1,60 @@
+"""`python -m core estimate` with training flags: JSON keys, the side-by-side table, and one-line bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.cli import main
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["estimate", "--model", "gpt2", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_single_method_json_keeps_keys_and_adds_memory(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "--method", "lora", "--json", "--gpu", "a100 80gb", "--dataset-tokens", "1000000")
+    assert code == 0
+    data = json.loads(out)
+    assert {"trainable_params", "total_params", "adapter_bytes", "memory", "fit", "time"} <= set(data)
+    memory = data["memory"]
+    assert set(memory) == {"weights", "gradients", "optimizer", "activations", "overhead", "total"}
+    assert memory["total"] == sum(v for k, v in memory.items() if k != "total")
+    assert data["fit"]["gpu"] == "A100-80GB" and data["time"]["hours"] > 0
+
+
+def test_all_methods_side_by_side(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "--method", "all", "--batch-size", "2", "--seq-len", "256", "--gpu", "T4")
+    assert code == 0
+    assert "activ" in out and "max batch" in out
+    assert sum(line.startswith(("LoRA", "Full fine-tuning", "Prefix")) for line in out.splitlines()) == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--method", "lora", "--batch-size", "0"], "--batch-size 0"),
+        (["--method", "lora", "--seq-len", "-4"], "--seq-len -4"),
+        (["--method", "qlora", "--precision", "fp32"], "fp32"),
+        (["--method", "oft", "--quantization", "nf4"], "cannot sit on a nf4 base"),
+        (["--method", "lora", "--sharding", "zero3"], "--gpus 2 or more"),
+        (["--method", "lora", "--gpu", "A1000"], "did you mean"),
+        (["--method", "lora", "--gpus", "2", "--offload", "optimizer"], "needs --sharding"),
+        (["--method", "lora", "--precision", "fp64"], "--precision"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    code, _, err = _run(capsys, *args)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_sequence_beyond_positions_warns_but_estimates(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "--method", "lora", "--seq-len", "4096", "--json")
+    assert code == 0
+    assert err.startswith("warning: --seq-len 4096 exceeds")
+    assert json.loads(out)["memory"]["activations"] > 0

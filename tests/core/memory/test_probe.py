@@ -1,0 +1,28 @@
+"""The probe's own rules: parameters are not activations, storages count once, and what it measures scales."""
+
+from __future__ import annotations
+
+from core.memory.probe import probe_activations
+from core.memory.tiny import tiny_model
+from core.registry import MethodChoice
+from core.skeleton import SkeletonKey
+
+
+def _key(family: str = "llama") -> SkeletonKey:
+    model = tiny_model(family)
+    return SkeletonKey(model, "causal-lm", 2)
+
+
+def test_frozen_model_saves_nothing_before_the_first_adapter_and_fft_saves_more() -> None:
+    key = _key()
+    lora = probe_activations(key, MethodChoice("lora"), batch_size=2, seq_len=16)
+    fft = probe_activations(key, MethodChoice("fft"), batch_size=2, seq_len=16)
+    assert 0 < lora.activation_bytes < fft.activation_bytes
+    assert len({id(s) for s in fft.saved}) == len(fft.saved)
+
+
+def test_saved_bytes_grow_with_batch() -> None:
+    key = _key()
+    one = probe_activations(key, MethodChoice("fft"), batch_size=1, seq_len=16).activation_bytes
+    two = probe_activations(key, MethodChoice("fft"), batch_size=2, seq_len=16).activation_bytes
+    assert 1.8 < two / one <= 2.0
