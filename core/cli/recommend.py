@@ -1,0 +1,116 @@
+"""`python -m core recommend`: FFT or which PEFT method, for a task, a model, a GPU budget and priorities.
+
+Example: `python -m core recommend --task-type code --train-examples 100000 --model llama-2-7b --gpu a10
+--gpus 1 --tasks 20 --priority accuracy=2 --priority storage=1 --methods lora,qlora,ia3`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from core.cli._common import print_json, print_table
+from core.errors import InputError
+from core.gap.recommend import PRIORITIES, Recommendation, RecommendRequest, recommend
+from core.memory.gpus import catalogue
+from core.units import human_bytes
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("recommend", help="rank full fine-tuning and PEFT methods for your budget")
+    parser.add_argument("--task-type", required=True, help="e.g. classification, code, reasoning-math, instruction")
+    parser.add_argument("--train-examples", type=int, required=True, help="training examples per task")
+    parser.add_argument("--model", required=True, help="Hub repo id, catalogue alias, config.json or model folder")
+    parser.add_argument("--gpu", required=True, help=f"GPU type: {', '.join(catalogue())}")
+    parser.add_argument("--gpus", type=int, default=1, help="GPUs in the budget (default 1)")
+    parser.add_argument("--tasks", type=int, default=1, help="tasks that each need their own fine-tune (default 1)")
+    parser.add_argument(
+        "--priority", action="append", default=[], metavar="NAME=WEIGHT",
+        help=f"weight of a priority ({', '.join(PRIORITIES)}); default 1 each, 0 ignores one; repeatable",
+    )  # fmt: skip
+    parser.add_argument("--methods", help="comma-separated method ids to compare (default: all); FFT is always in")
+    parser.add_argument("--tokens-per-example", type=int, default=512, help="average tokens per example")
+    parser.add_argument("--epochs", type=float, default=3.0, help="epochs per fine-tune")
+    parser.add_argument("--micro-batch", type=int, default=4, help="micro-batch per GPU")
+    parser.add_argument(
+        "--no-gradient-checkpointing", action="store_true", help="keep every activation (default: checkpointing on)"
+    )
+    parser.add_argument(
+        "--usd-per-gpu-hour", type=float, help="your price per GPU-hour (default: an assumed list price)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=run)
+
+
+def parse_priorities(items: list[str]) -> dict[str, float]:
+    """['accuracy=2', 'cost=0.5'] -> weights, every other priority at 1."""
+    weights = dict.fromkeys(PRIORITIES, 1.0)
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip().lower().replace("time_to_deploy", "time").replace("time-to-deploy", "time")
+        if not sep or name not in PRIORITIES:
+            raise InputError(f"--priority {item!r}: write NAME=WEIGHT with NAME one of {', '.join(PRIORITIES)}")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise InputError(f"--priority {item!r}: the weight {value!r} is not a number") from None
+    return weights
+
+
+def run(args: argparse.Namespace) -> int:
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else ()
+    request = RecommendRequest(
+        task_type=args.task_type.strip().lower(),
+        train_examples=args.train_examples,
+        model=args.model,
+        gpu=args.gpu,
+        gpus=args.gpus,
+        tasks=args.tasks,
+        priorities=parse_priorities(args.priority),
+        methods=methods,
+        tokens_per_example=args.tokens_per_example,
+        epochs=args.epochs,
+        micro_batch=args.micro_batch,
+        usd_per_hour=args.usd_per_gpu_hour,
+        gradient_checkpointing=not args.no_gradient_checkpointing,
+    )
+    result = recommend(request)
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        render(result)
+    return 0
+
+
+def render(result: Recommendation) -> None:
+    req = result.request
+    print(
+        f"{result.model}: {req.task_type}, {req.train_examples:,} examples, {req.tasks} task(s), {req.gpus} x {req.gpu}"
+    )
+    rows = []
+    for i, o in enumerate(result.options, 1):
+        gap = (
+            "n/a"
+            if o.plan is None
+            else ("0 (reference)" if o.gap is None else f"{o.gap.mean:+.1f} [{o.gap.low:+.1f}, {o.gap.high:+.1f}]")
+        )
+        hours = "" if o.plan is None else f"{req.tasks * o.plan.hours:.1f}"
+        dollars = "" if o.plan is None else f"{req.tasks * o.plan.dollars:,.0f}"
+        storage = "" if o.plan is None else human_bytes(o.storage_bytes)
+        fits = "n/a" if o.plan is None else ("yes" if o.fits else "no")
+        rows.append([str(i), o.label, fits, f"{o.score:.2f}" if o.plan else "", gap, hours, dollars, storage])
+    print_table(["#", "method", "fits", "score", "gap, points [80%]", "hours", "USD", "storage"], rows)
+    print("\nwhy each:")
+    for o in result.options:
+        print(f"- {o.reason}")
+    print("\nrecommendation:")
+    for line in result.rationale:
+        print(f"  {line}")
+    if result.make_fft_fit:
+        print("\nto make full fine-tuning fit:")
+        for line in result.make_fft_fit:
+            print(f"- {line}")
+    print("\nselection guide, from these estimates:")
+    for line in result.guide:
+        print(f"- {line}")
+    for line in result.notes:
+        print(f"note: {line}")

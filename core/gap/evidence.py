@@ -1,0 +1,193 @@
+"""Which published pairs speak to a scenario, and how much: the similarity kernel and the evidence rows.
+
+The similarity of a pair to a scenario is a product of per-feature factors in [0, 1] (a product kernel, as
+in Nadaraya-Watson regression with mixed data; Racine & Li 2004, "Nonparametric estimation of regression
+functions with both categorical and continuous data"). Categorical features multiply by 1 when equal and
+by a fixed factor when not; continuous log features by a Gaussian in their distance; a feature only one
+side knows multiplies by `UNKNOWN`. The factors below were chosen by leave-one-source-out error on the
+shipped warehouse (benchmarks/bench_gap.py) from a small grid, not tuned per row.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.gap.features import FeatureTable, GapScenario
+
+# Factor for a mismatch of each categorical feature.
+OTHER_TASK_TYPE = 0.1
+SAME_FAMILY_OTHER_METHOD = 0.5
+OTHER_FAMILY = 0.05
+OTHER_DISTRIBUTION = 0.1
+OTHER_TARGETS = 0.5
+# Gaussian bandwidths, in the feature's log units (decades, or doublings for rank).
+BANDWIDTH_PARAMS = 0.5
+BANDWIDTH_SIZE = 0.75
+BANDWIDTH_RANK = 1.5
+BANDWIDTH_SHARE = 0.75
+UNKNOWN = 0.5  # one side knows the feature, the other does not (examples vs tokens counts as this too)
+
+EVIDENCE_MIN_WEIGHT = 0.15  # a pair counts as evidence (n_evidence, the list) from this similarity on: above
+# one categorical mismatch alone (0.1), so pairs of another task type or family do not count as evidence
+
+
+def _categorical(a: np.ndarray, b: np.ndarray, mismatch: float) -> np.ndarray:
+    return np.where(a[:, None] == b[None, :], 1.0, mismatch)
+
+
+def _continuous(a: np.ndarray, b: np.ndarray, bandwidth: float) -> np.ndarray:
+    both_known = ~np.isnan(a)[:, None] & ~np.isnan(b)[None, :]
+    neither = np.isnan(a)[:, None] & np.isnan(b)[None, :]
+    distance = np.nan_to_num(a[:, None] - b[None, :]) / bandwidth
+    return np.where(both_known, np.exp(-0.5 * distance**2), np.where(neither, 1.0, UNKNOWN))
+
+
+def similarity(query: FeatureTable, pairs: FeatureTable) -> np.ndarray:
+    """Similarity weights, one row per query and one column per pair, each in [0, 1]."""
+    family_or_other = np.where(query.family[:, None] == pairs.family[None, :], SAME_FAMILY_OTHER_METHOD, OTHER_FAMILY)
+    weights = np.where(query.method[:, None] == pairs.method[None, :], 1.0, family_or_other)
+    weights = weights * _categorical(query.task_type, pairs.task_type, OTHER_TASK_TYPE)
+    weights = weights * _categorical(query.distribution, pairs.distribution, OTHER_DISTRIBUTION)
+    known_targets = (query.targets[:, None] != "unknown") & (pairs.targets[None, :] != "unknown")
+    # Targets are rarely published: a side that does not say leaves the weight alone.
+    weights = weights * np.where(known_targets, _categorical(query.targets, pairs.targets, OTHER_TARGETS), 1.0)
+    weights = weights * _continuous(query.log_params, pairs.log_params, BANDWIDTH_PARAMS)
+    weights = weights * _size_kernel(query, pairs)
+    ranked = query.ranked[:, None] & pairs.ranked[None, :]
+    weights = weights * np.where(ranked, _continuous(query.log_rank, pairs.log_rank, BANDWIDTH_RANK), 1.0)
+    return weights * _continuous(query.log_share, pairs.log_share, BANDWIDTH_SHARE)
+
+
+def _size_kernel(query: FeatureTable, pairs: FeatureTable) -> np.ndarray:
+    """Examples compare with examples and tokens with tokens; a count against a token budget is UNKNOWN."""
+    examples = _continuous(query.log_examples, pairs.log_examples, BANDWIDTH_SIZE)
+    tokens = _continuous(query.log_tokens, pairs.log_tokens, BANDWIDTH_SIZE)
+    q_tokens = ~np.isnan(query.log_tokens)[:, None]
+    p_tokens = ~np.isnan(pairs.log_tokens)[None, :]
+    return np.where(q_tokens | p_tokens, np.where(q_tokens & p_tokens, tokens, UNKNOWN), examples)
+
+
+@dataclass(frozen=True)
+class EvidenceRow:
+    """One matched published (or user, or calibration) pair behind a prediction, with its provenance."""
+
+    source: str
+    source_table: str
+    model: str
+    params_b: float
+    task: str
+    task_type: str
+    metric: str
+    distribution: str
+    method: str
+    method_raw: str
+    gap: float
+    similarity: float
+    origin: str
+    rank: int | None = None
+    train_examples: int | None = None
+    train_tokens: int | None = None
+    peft_result_id: int | None = None
+    fft_result_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.source:
+            raise ValueError("an evidence row needs its source")
+        if not 0 <= self.similarity <= 1:
+            raise ValueError(f"similarity {self.similarity} outside [0, 1]")
+        if not math.isfinite(self.gap):
+            raise ValueError(f"gap {self.gap} is not finite")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def evidence_rows(
+    pairs: pd.DataFrame, weights: np.ndarray, *, min_weight: float = EVIDENCE_MIN_WEIGHT
+) -> list[EvidenceRow]:
+    """The pairs at or above `min_weight`, most similar first; `pairs` is the prepared training frame."""
+    order = [int(i) for i in np.argsort(-weights, kind="stable") if weights[i] >= min_weight]
+    rows = []
+    for i in order:
+        r = pairs.iloc[i]
+        rows.append(
+            EvidenceRow(
+                source=str(r["source"]),
+                source_table=str(r.get("source_table", "") or ""),
+                model=str(r.get("model", "") or ""),
+                params_b=float(r["params_b"]),
+                task=str(r.get("task", "") or ""),
+                task_type=str(r["task_type"]),
+                metric=str(r.get("metric", "") or ""),
+                distribution=str(r["distribution"]),
+                method=str(r["method_id"]),
+                method_raw=str(r.get("method_raw", "") or r["method_id"]),
+                gap=float(r["y"]),
+                similarity=round(float(weights[i]), 4),
+                origin=str(r.get("origin", "published") or "published"),
+                rank=_optional_int(r.get("rank")),
+                train_examples=_optional_int(r.get("train_examples")),
+                train_tokens=_optional_int(r.get("train_tokens")),
+                peft_result_id=_optional_int(r.get("peft_result_id")),
+                fft_result_id=_optional_int(r.get("fft_result_id")),
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class ClaimRow:
+    """A claim of the seed paper shown next to the evidence (not fitted): the gap when it states one."""
+
+    claim_id: str
+    citation: str
+    base_model: str
+    task: str
+    task_type: str
+    distribution: str
+    comparison: str
+    gap: float | None
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def claim_rows(claims: pd.DataFrame) -> list[ClaimRow]:
+    """Claims as rows; `gap` is the claim as PEFT minus FFT on 0-100 when it is a number."""
+    out = []
+    for _, c in claims.iterrows():
+        gap = c.get("peft_minus_fft_100")
+        notes = "" if pd.isna(c.get("notes")) else str(c.get("notes"))
+        out.append(
+            ClaimRow(
+                claim_id=str(c["claim_id"]),
+                citation=str(c["citation"]),
+                base_model=str(c["base_model"]),
+                task=str(c["task"]),
+                task_type=str(c["task_type"]),
+                distribution=str(c["distribution"]),
+                comparison=str(c["comparison"]),
+                gap=None if gap is None or pd.isna(gap) else float(gap),
+                text=notes,
+            )
+        )
+    return out
+
+
+def relevant_claims(scenario: GapScenario, claims: list[ClaimRow]) -> list[ClaimRow]:
+    """Claims on the scenario's task type (or averaged over several) and distribution (or mixed)."""
+    return [
+        c
+        for c in claims
+        if c.task_type in (scenario.task_type, "mixed") and c.distribution in (scenario.distribution, "mixed")
+    ]
