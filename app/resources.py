@@ -10,7 +10,18 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.warehouse import Filters, Warehouse, claims, open_warehouse, pairs, results, stats
+from core.calibrate.recalibrate import Calibration
+from core.warehouse import (
+    Filters,
+    Warehouse,
+    calibration_runs,
+    claims,
+    memory_measurements,
+    open_warehouse,
+    pairs,
+    results,
+    stats,
+)
 
 
 @st.cache_resource(show_spinner="Opening the results warehouse...")
@@ -40,3 +51,16 @@ def cached_pairs(filters: Filters, version: tuple[int, ...]) -> pd.DataFrame:
 def cached_claims(version: tuple[int, ...]) -> pd.DataFrame:
     del version
     return claims(warehouse())
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def cached_calibration_tables(version: tuple[int, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(calibration runs, memory measurements), newest first."""
+    del version
+    return calibration_runs(warehouse()), memory_measurements(warehouse())
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def cached_calibration(version: tuple[int, ...]) -> Calibration:
+    """Measured/predicted ratios from every ok memory measurement (recalibrates later estimates)."""
+    return Calibration.from_measurements(cached_calibration_tables(version)[1])

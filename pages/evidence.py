@@ -5,7 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from app.charts import gap_against, gap_by_task_and_method
-from app.resources import cached_claims, cached_pairs, cached_results, data_version, warehouse
+from app.resources import (
+    cached_calibration_tables,
+    cached_claims,
+    cached_pairs,
+    cached_results,
+    data_version,
+    warehouse,
+)
 from app.state import mirror, seed_list, share_link
 from app.widgets import download_buttons, import_upload
 from core.claims import compare_claims
@@ -49,8 +56,8 @@ filters = Filters(
 pairs = cached_pairs(filters, version)
 target = pairs[pairs["metric_kind"] == "target"]
 
-charts, claims_tab, pairs_tab, results_tab, upload_tab = st.tabs(
-    ["Gap charts", "Claims vs evidence", "Pairs", "Results", "Upload results"]
+charts, claims_tab, pairs_tab, results_tab, calibration_tab, upload_tab = st.tabs(
+    ["Gap charts", "Claims vs evidence", "Pairs", "Results", "Calibration runs", "Upload results"]
 )
 with charts:
     if target.empty:
@@ -88,6 +95,15 @@ with results_tab:
     shown = cached_results(filters, version)
     st.dataframe(shown, hide_index=True, key="results_table")
     download_buttons(shown, "tunewise-results", "results")
+with calibration_tab:
+    runs, measurements = cached_calibration_tables(version)
+    if runs.empty:
+        st.info("No calibration runs yet: start one on the Calibrate page (a CPU probe takes about a minute).")
+    else:
+        st.caption(f"{len(runs)} calibration runs and {len(measurements)} memory measurements, newest first.")
+        st.dataframe(measurements, hide_index=True, key="measurements_table")
+        download_buttons(measurements, "tunewise-memory-measurements", "measurements")
+        st.dataframe(runs, hide_index=True, key="runs_table")
 with upload_tab:
     st.markdown("Add your own results: CSV, Parquet or JSON with the columns of the published results "
                 "(`source, table, base_model, base_params_b, task, task_type, train_examples, method, trainable_pct, "
