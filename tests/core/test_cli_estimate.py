@@ -4,22 +4,13 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 
 from core import hub
-from core.cli import main
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse's own errors
-        code = int(exc.code)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_json_single_method(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "estimate", "--model", "llama-2-7b", "--method", "lora", "--rank", "16", "--json")
+    code, out, _ = run_cli(capsys, "estimate", "--model", "llama-2-7b", "--method", "lora", "--rank", "16", "--json")
     result = json.loads(out)
     assert code == 0
     assert result["total_params"] == 6_738_415_616 + result["trainable_params"]
@@ -29,7 +20,7 @@ def test_json_single_method(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_json_all_methods(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "estimate", "--model", "gpt2", "--method", "all", "--rank", "4", "--json")
+    code, out, _ = run_cli(capsys, "estimate", "--model", "gpt2", "--method", "all", "--rank", "4", "--json")
     methods = {m["method"]: m for m in json.loads(out)["methods"]}
     assert code == 0
     assert methods["fft"]["trainable_params"] == 124_439_808
@@ -41,7 +32,7 @@ def test_json_all_methods(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_text_table_lists_every_method(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "estimate", "--model", "roberta-base", "--method", "all")
+    code, out, _ = run_cli(capsys, "estimate", "--model", "roberta-base", "--method", "all")
     assert code == 0
     for name in ("Full fine-tuning", "LoRA r=8", "BitFit", "Prefix tuning", "OFT"):
         assert name in out
@@ -63,7 +54,7 @@ def test_text_table_lists_every_method(capsys: pytest.CaptureFixture[str]) -> No
     ],
 )
 def test_bad_input_one_line_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
-    code, out, err = run(capsys, "estimate", *argv)
+    code, out, err = run_cli(capsys, "estimate", *argv)
     assert code == 2
     assert out == ""
     assert message in err
@@ -72,17 +63,17 @@ def test_bad_input_one_line_exit_2(capsys: pytest.CaptureFixture[str], argv: lis
 
 def test_unknown_model_offline(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hub, "_hub_resolvable", lambda: False)
-    code, _, err = run(capsys, "estimate", "--model", "acme/never-heard-of-it", "--method", "lora")
+    code, _, err = run_cli(capsys, "estimate", "--model", "acme/never-heard-of-it", "--method", "lora")
     assert code == 2 and "not in the offline catalogue" in err and len(err.strip().splitlines()) == 1
 
 
 def test_truncated_config(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text('{"model_type": "llama", "hidden_')
-    code, _, err = run(capsys, "estimate", "--model", str(tmp_path), "--method", "lora")
+    code, _, err = run_cli(capsys, "estimate", "--model", str(tmp_path), "--method", "lora")
     assert code == 2 and "malformed or truncated JSON" in err
 
 
 def test_models_lists_the_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "models", "--json")
+    code, out, _ = run_cli(capsys, "models", "--json")
     ids = {m["id"] for m in json.loads(out)["models"]}
     assert code == 0 and "meta-llama/Llama-2-70b-hf" in ids and len(ids) >= 30

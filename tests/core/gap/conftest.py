@@ -14,8 +14,6 @@ import pytest
 from core.gap.model import GapModel, gap_model
 from core.warehouse import Warehouse, open_warehouse
 
-SETTINGS = ("TUNEWISE_WAREHOUSE", "TUNEWISE_READ_ONLY", "TUNEWISE_MAX_IMPORT_MB", "TUNEWISE_PARQUET_ROOT")
-
 # The synthetic truth: gap = task effect + method effect + slope * log10(examples / 10,000)
 TASK_EFFECT = {"classification": 0.5, "reasoning-math": -3.0, "code": -6.0}
 METHOD_EFFECT = {"lora": 0.0, "prompt_tuning": -3.0}
@@ -25,22 +23,6 @@ SIZES = (1_000, 10_000, 100_000)
 
 def true_gap(task_type: str, method: str, examples: float) -> float:
     return TASK_EFFECT[task_type] + METHOD_EFFECT[method] + DATA_SLOPE * np.log10(examples / 10_000)
-
-
-@pytest.fixture(autouse=True)
-def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in SETTINGS:
-        monkeypatch.delenv(name, raising=False)
-    location = tmp_path / "warehouse.duckdb"
-    monkeypatch.setenv("TUNEWISE_WAREHOUSE", str(location))
-    return location
-
-
-@pytest.fixture(scope="session")
-def seeded_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("seeded") / "seeded.duckdb"
-    open_warehouse(path, read_only=False).close()
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -8,20 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_runner import run_cli
 
-from core.cli import main
 from core.warehouse import Warehouse
 
 HEADER = "id,task_type,base_params_b,train_examples,method,rank,trainable_pct,adversarial\n"
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse's own errors
-        code = int(exc.code)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_batch_gives_every_row_an_output_row(wh: Warehouse, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -40,7 +31,7 @@ def test_batch_gives_every_row_an_output_row(wh: Warehouse, tmp_path: Path, caps
     source = tmp_path / "in.csv"
     source.write_text(HEADER + rows, encoding="utf-8")
     target = tmp_path / "out" / "predictions.csv"
-    code, out, err = run(capsys, "gap", "--input", str(source), "--output", str(target))
+    code, out, err = run_cli(capsys, "gap", "--input", str(source), "--output", str(target))
     assert code == 1 and "wrote 10 rows" in out and "4 predicted, 6 with problems" in out
     result = pd.read_csv(target, dtype=str, keep_default_na=False)
     assert list(result.columns[:5]) == ["id", "gap_mean", "gap_low", "gap_high", "n_evidence"]
@@ -75,7 +66,7 @@ def test_missing_required_columns_exit_2(
 ) -> None:
     source = tmp_path / "in.csv"
     source.write_text(header + "1,lora,no\n", encoding="utf-8")
-    code, out, err = run(capsys, "gap", "--input", str(source), "--output", str(tmp_path / "out.csv"))
+    code, out, err = run_cli(capsys, "gap", "--input", str(source), "--output", str(tmp_path / "out.csv"))
     assert code == 2 and out == ""
     assert err.startswith("error: ") and f"lacks the required column{'s' if ',' in missing else ''} {missing}" in err
     assert not (tmp_path / "out.csv").exists()
@@ -84,13 +75,13 @@ def test_missing_required_columns_exit_2(
 def test_batch_needs_both_paths_and_an_existing_file(
     wh: Warehouse, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(capsys, "gap", "--input", str(tmp_path / "x.csv"))[0] == 2
-    code, _, err = run(capsys, "gap", "--input", str(tmp_path / "x.csv"), "--output", str(tmp_path / "o.csv"))
+    assert run_cli(capsys, "gap", "--input", str(tmp_path / "x.csv"))[0] == 2
+    code, _, err = run_cli(capsys, "gap", "--input", str(tmp_path / "x.csv"), "--output", str(tmp_path / "o.csv"))
     assert code == 2 and "no such input file" in err
 
 
 def test_one_scenario_as_json(wh: Warehouse, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "gap", "--task-type", "reasoning-math", "--method", "lora", "--base-params-b", "7",
+    code, out, _ = run_cli(capsys, "gap", "--task-type", "reasoning-math", "--method", "lora", "--base-params-b", "7",
                        "--rank", "16", "--evidence", "3", "--json")  # fmt: skip
     payload = json.loads(out)
     assert code == 0 and payload["low"] <= payload["mean"] <= payload["high"]
@@ -101,21 +92,23 @@ def test_one_scenario_as_json(wh: Warehouse, capsys: pytest.CaptureFixture[str])
 
 
 def test_one_scenario_as_text_and_the_theory(wh: Warehouse, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "gap", "--task-type", "classification", "--method", "lora", "--base-params-b", "0.355")
+    code, out, _ = run_cli(
+        capsys, "gap", "--task-type", "classification", "--method", "lora", "--base-params-b", "0.355"
+    )
     assert code == 0 and "80% interval" in out and "evidence (most similar first" in out and "theory:" in out
-    code, out, _ = run(capsys, "gap", "--theory")
+    code, out, _ = run_cli(capsys, "gap", "--theory")
     assert code == 0 and "- rank:" in out and "- data size:" in out
 
 
 def test_recommend_json_and_text(wh: Warehouse, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["recommend", "--task-type", "classification", "--train-examples", "5000", "--model", "qwen2.5-0.5b",
             "--gpu", "t4", "--tasks", "30", "--methods", "lora", "--priority", "storage=2"]  # fmt: skip
-    code, out, _ = run(capsys, *argv, "--json")
+    code, out, _ = run_cli(capsys, *argv, "--json")
     payload = json.loads(out)
     assert code == 0 and payload["recommended"] in {"fft", "lora"}
     assert payload["request"]["priorities"]["storage"] == 2.0
     assert {o["method"] for o in payload["options"]} == {"fft", "lora"}
-    code, out, _ = run(capsys, *argv)
+    code, out, _ = run_cli(capsys, *argv)
     assert code == 0 and "why each:" in out and "selection guide, from these estimates:" in out
 
 
@@ -133,5 +126,5 @@ def test_recommend_bad_input_exits_2(
 ) -> None:
     argv = ["recommend", "--task-type", "classification", "--train-examples", "5000", "--model", "gpt2", "--gpu", "t4",
             "--methods", "lora", *extra]  # fmt: skip
-    code, _, err = run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2 and message in err

@@ -1,0 +1,29 @@
+"""Fixtures for the whole suite: no test touches the user's real warehouse, and one seeded copy is shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.warehouse import open_warehouse
+
+SETTINGS = ("TUNEWISE_WAREHOUSE", "TUNEWISE_READ_ONLY", "TUNEWISE_MAX_IMPORT_MB", "TUNEWISE_PARQUET_ROOT")
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private warehouse location for every test; no inherited TUNEWISE_* settings."""
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    location = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("TUNEWISE_WAREHOUSE", str(location))
+    return location
+
+
+@pytest.fixture(scope="session")
+def seeded_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse created and seeded once per session (read it only through copies or read-only)."""
+    path = tmp_path_factory.mktemp("seeded") / "seeded.duckdb"
+    open_warehouse(path, read_only=False).close()
+    return path
