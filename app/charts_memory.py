@@ -19,7 +19,7 @@ def breakdown_frame(rows: list[tuple[str, dict[str, int]]]) -> pd.DataFrame:
 
 
 def memory_bars(frame: pd.DataFrame, capacity_gib: float | None, gpu_label: str) -> alt.LayerChart | alt.Chart:
-    """Stacked bars per method; a red rule marks the GPU's memory."""
+    """Stacked bars per method; a dashed black rule marks the GPU's memory."""
     bars = alt.Chart(frame).mark_bar().encode(
         y=alt.Y("method:N", title=None, sort=None),
         x=alt.X("sum(GiB):Q", title="memory per GPU (GiB)"),
@@ -30,10 +30,10 @@ def memory_bars(frame: pd.DataFrame, capacity_gib: float | None, gpu_label: str)
     chart: alt.LayerChart | alt.Chart = bars
     if capacity_gib is not None:
         line = pd.DataFrame({"GiB": [capacity_gib], "label": [f"{gpu_label}: {capacity_gib:.1f} GiB"]})
-        rule = alt.Chart(line).mark_rule(color="#dc2626", strokeWidth=2).encode(
+        rule = alt.Chart(line).mark_rule(color="black", strokeWidth=2, strokeDash=[6, 3]).encode(
             x="GiB:Q", tooltip=[alt.Tooltip("label:N", title="GPU capacity")]
         )
-        text = alt.Chart(line).mark_text(align="left", dx=4, dy=-6, color="#dc2626").encode(
+        text = alt.Chart(line).mark_text(align="left", dx=4, dy=-6, color="black").encode(
             x="GiB:Q", y=alt.value(0), text="label:N"
         )
         chart = bars + rule + text
