@@ -64,3 +64,11 @@ def cached_calibration_tables(version: tuple[int, ...]) -> tuple[pd.DataFrame, p
 def cached_calibration(version: tuple[int, ...]) -> Calibration:
     """Measured/predicted ratios from every ok memory measurement (recalibrates later estimates)."""
     return Calibration.from_measurements(cached_calibration_tables(version)[1])
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def cached_task_types(version: tuple[int, ...]) -> tuple[str, ...]:
+    """The warehouse's task types (the one list import validation also uses)."""
+    del version
+    rows = warehouse().cursor().execute("SELECT task_type FROM task_types ORDER BY task_type").fetchall()
+    return tuple(r[0] for r in rows)

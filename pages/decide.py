@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app.models import model_picker
-from app.resources import data_version, warehouse
+from app.resources import cached_task_types, data_version, warehouse
 from app.state import mirror, seed, share_link
 from core.errors import InputError
 from core.gap.recommend import PRIORITIES, Recommendation, RecommendRequest, recommend
@@ -17,7 +17,6 @@ from core.memory.gpus import catalogue as gpu_catalogue
 from core.models import ResolvedModel
 from core.units import GIB, human_bytes
 
-TASK_TYPES = ("classification", "extraction", "generation", "reasoning-math", "code", "instruction")
 URL_KEYS = ("task", "examples", "model", "gpu", "gpus", "tasks", *(f"p_{p}" for p in PRIORITIES))
 
 
@@ -40,7 +39,8 @@ st.title("PEFT or full fine-tuning?")
 st.caption("A recommendation from estimates you can check: memory and time from the real model class, the expected "
            "accuracy gap from published FFT-vs-PEFT pairs, each with its source.")
 gpus = list(gpu_catalogue())
-seed("task", "classification", str, TASK_TYPES)
+task_options = cached_task_types(data_version())
+seed("task", "classification", str, task_options)
 seed("examples", 10_000, int)
 seed("gpu", "A100-80GB", str, gpus)
 seed("gpus", 1, int)
@@ -50,7 +50,7 @@ for priority in PRIORITIES:
 
 with st.container(border=True):
     c1, c2, c3 = st.columns(3)
-    task = c1.selectbox("Task type", TASK_TYPES, key="task")
+    task = c1.selectbox("Task type", task_options, key="task")
     examples = c2.number_input("Training examples", min_value=1, max_value=10**10, step=1000, key="examples")
     n_tasks = c3.number_input("Tasks that each need a fine-tune", min_value=1, max_value=10_000, key="tasks")
     c1, c2 = st.columns(2)

@@ -10,6 +10,7 @@ from app.resources import (
     cached_claims,
     cached_pairs,
     cached_results,
+    cached_task_types,
     data_version,
     warehouse,
 )
@@ -18,13 +19,13 @@ from app.widgets import download_buttons, import_upload
 from core.claims import compare_claims
 from core.registry import METHODS
 from core.warehouse import Filters
+from core.warehouse.conventions import DISTRIBUTION_NAMES
 
-TASK_TYPES = ("classification", "extraction", "generation", "reasoning-math", "code", "instruction")
-DISTRIBUTIONS = ("in-domain", "ood", "adversarial")
 SIZE_STEPS = (0.05, 0.1, 0.3, 1.0, 3.0, 7.0, 13.0, 35.0, 70.0, 200.0)
 
 st.title("Evidence")
 version = data_version()
+task_options = cached_task_types(version)
 all_pairs = cached_pairs(Filters(), version)
 st.caption(
     f"{len(cached_results(Filters(), version))} results and {len(all_pairs)} matched FFT-vs-PEFT pairs from "
@@ -33,14 +34,14 @@ st.caption(
 )
 
 method_options = sorted(set(all_pairs["method_id"]) | {"fft"}, key=list(METHODS).index)
-seed_list("task", TASK_TYPES, TASK_TYPES)
+seed_list("task", task_options, task_options)
 seed_list("method", [m for m in method_options if m != "fft"], method_options)
-seed_list("dist", ("in-domain", "ood"), DISTRIBUTIONS)
+seed_list("dist", ("in-domain", "ood"), DISTRIBUTION_NAMES)
 with st.container(border=True):
     left, middle, right = st.columns(3)
-    task_types = left.multiselect("Task types", TASK_TYPES, key="task")
+    task_types = left.multiselect("Task types", task_options, key="task")
     methods = middle.multiselect("Methods", method_options, key="method", format_func=lambda m: METHODS[m].name)
-    distributions = right.multiselect("Test distribution", DISTRIBUTIONS, key="dist")
+    distributions = right.multiselect("Test distribution", DISTRIBUTION_NAMES, key="dist")
     left, right = st.columns([2, 1])
     size_range = left.select_slider(
         "Base model size (billions of parameters)", SIZE_STEPS, value=(SIZE_STEPS[0], SIZE_STEPS[-1]), key="size"
