@@ -25,7 +25,7 @@ from torch import nn
 
 from core.calibrate.multigpu import world_size
 from core.errors import InputError
-from core.memory.probe import PROBE_DTYPES, _apply_method, build_trainable
+from core.memory.probe import PROBE_DTYPES, apply_method, build_trainable
 from core.registry import MethodChoice
 from core.skeleton import SkeletonKey
 
@@ -120,7 +120,7 @@ def build_model(
             model = build_trainable(key, choice, dtype=weights, attention=attention)
         return model.to(device)
     base = _pretrained(key, source, dtype=PROBE_DTYPES[weights], attention=attention, pad_token_id=pad_token_id)
-    return _apply_method(base.to(device), key, choice).to(device)
+    return apply_method(base.to(device), key, choice).to(device)
 
 
 def _auto_class(task: str) -> Any:
@@ -174,7 +174,7 @@ def _qlora(
         base = _pretrained(key, source, dtype=torch.bfloat16, attention=attention, pad_token_id=pad_token_id,
                            quantization_config=quantization, device_map={"": torch.cuda.current_device()})
     base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
-    return _apply_method(base, key, choice)
+    return apply_method(base, key, choice)
 
 
 def _config(key: SkeletonKey) -> Any:

@@ -116,10 +116,13 @@ def build_trainable(key: SkeletonKey, choice: MethodChoice, *, dtype: str, atten
         warnings.simplefilter("ignore")
         model = auto[key.task].from_config(config, dtype=PROBE_DTYPES[dtype])
     model.train()
-    return _apply_method(model, key, choice)
+    return apply_method(model, key, choice)
 
 
-def _apply_method(model: nn.Module, key: SkeletonKey, choice: MethodChoice) -> nn.Module:
+def apply_method(model: nn.Module, key: SkeletonKey, choice: MethodChoice) -> nn.Module:
+    """Make a real (non-meta) model train as `choice` does: peft for adapters, `requires_grad` for BitFit/partial FT.
+
+    Shared by the probe and the calibration runner, so both measure the exact configuration that was counted."""
     if choice.method == "fft":
         return model
     if not choice.spec.is_peft:
