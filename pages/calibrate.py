@@ -91,7 +91,11 @@ def arguments(run_id: str) -> list[str]:
     return args
 
 
-if st.button("Start calibration", key="start", type="primary", disabled=not methods):
+read_only = warehouse().read_only
+if read_only:
+    st.info("This is a read-only deployment: its warehouse cannot store new runs, so calibration is off here. "
+            "Run `python -m core calibrate` on your own machine, or start the app without TUNEWISE_READ_ONLY=1.")
+if st.button("Start calibration", key="start", type="primary", disabled=not methods or read_only):
     run_id = new_run_id()
     try:
         argv = arguments(run_id)

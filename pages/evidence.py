@@ -99,7 +99,8 @@ with results_tab:
 with calibration_tab:
     runs, measurements = cached_calibration_tables(version)
     if runs.empty:
-        st.info("No calibration runs yet: start one on the Calibrate page (a CPU probe takes about a minute).")
+        st.info("No calibration runs yet." + ("" if warehouse().read_only else
+                " Start one on the Calibrate page (a CPU probe takes about a minute)."))
     else:
         st.caption(f"{len(runs)} calibration runs and {len(measurements)} memory measurements, newest first.")
         st.dataframe(measurements, hide_index=True, key="measurements_table")

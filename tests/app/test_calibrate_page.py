@@ -116,3 +116,12 @@ def test_learn_from_the_page(page: tuple[AppTest, Path]) -> None:
     assert list(table["status"]) == ["ok"] * 4
     assert list(table["held-out metric"]) == ["accuracy"] * 4
     assert len(at.get("vega_lite_chart")) == 2  # the loss curves and the metric against the data size
+
+
+def test_read_only_deployment_turns_calibration_off(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TUNEWISE_READ_ONLY", "1")
+    warehouse.clear()
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception
+    assert any("read-only deployment" in i.value for i in at.info)
+    assert at.button(key="start").disabled
