@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.memory.calibration import Result, full_matrix, run_case
+from core.memory.accuracy import Result, full_matrix, run_case
 from core.memory.tiny import FAMILIES
 from core.registry import method_ids
 

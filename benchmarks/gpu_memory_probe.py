@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.units import GIB
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -37,7 +39,6 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 METHODS: tuple[str, ...] = ("fft", "lora", "qlora", "dora", "ia3", "prefix_tuning")
 BATCHES: tuple[int, ...] = (1, 4)
-GIB = 2**30
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,6 @@ from core.memory.setup import (
 from core.models import ResolvedModel, resolve_model
 from core.registry import KNOBS, MethodChoice, choices_for, get_method, method_ids
 from core.skeleton import TASKS
-from core.units import human_bytes, human_count
-
-__all__ = ["human_bytes", "human_count"]  # re-exported for the sub-commands
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:

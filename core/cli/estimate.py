@@ -9,8 +9,6 @@ from core.cli._common import (
     add_method_flags,
     add_model_flags,
     add_training_flags,
-    human_bytes,
-    human_count,
     method_choices,
     model_from_args,
     print_json,
@@ -20,6 +18,7 @@ from core.cli._common import (
 from core.estimate import EstimateReport, MethodEstimate, estimate
 from core.memory.gpus import find_gpu
 from core.scenario import Scenario
+from core.units import human_bytes, human_count
 
 _MEMORY = ("weights", "gradients", "optimizer", "activations", "overhead", "total")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from core import catalogue
-from core.cli._common import human_count, print_json, print_table
+from core.cli._common import print_json, print_table
+from core.units import human_count
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

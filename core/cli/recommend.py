@@ -99,18 +99,17 @@ def render(result: Recommendation) -> None:
         fits = "n/a" if o.plan is None else ("yes" if o.fits else "no")
         rows.append([str(i), o.label, fits, f"{o.score:.2f}" if o.plan else "", gap, hours, dollars, storage])
     print_table(["#", "method", "fits", "score", "gap, points [80%]", "hours", "USD", "storage"], rows)
-    print("\nwhy each:")
-    for o in result.options:
-        print(f"- {o.reason}")
-    print("\nrecommendation:")
-    for line in result.rationale:
-        print(f"  {line}")
-    if result.make_fft_fit:
-        print("\nto make full fine-tuning fit:")
-        for line in result.make_fft_fit:
-            print(f"- {line}")
-    print("\nselection guide, from these estimates:")
-    for line in result.guide:
-        print(f"- {line}")
+    _section("why each", [o.reason for o in result.options])
+    _section("recommendation", result.rationale, bullet=" ")
+    _section("to make full fine-tuning fit", result.make_fft_fit)
+    _section("selection guide, from these estimates", result.guide)
     for line in result.notes:
         print(f"note: {line}")
+
+
+def _section(title: str, lines: list[str], bullet: str = "-") -> None:
+    """A titled list; nothing at all when the list is empty."""
+    if lines:
+        print(f"\n{title}:")
+        for line in lines:
+            print(f"{bullet} {line}")

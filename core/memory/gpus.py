@@ -17,9 +17,9 @@ from functools import cache
 from pathlib import Path
 
 from core.errors import InputError
+from core.units import GIB
 
 GPU_CSV = Path(__file__).resolve().parent.parent.parent / "data" / "gpus.csv"
-GIB = 2**30
 
 
 @dataclass(frozen=True)

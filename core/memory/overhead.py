@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-GIB = 2**30
+from core.units import GIB
 
 
 @dataclass(frozen=True)

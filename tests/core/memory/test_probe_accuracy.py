@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.memory.calibration import VARIANTS, Case, covering_matrix, run_case
+from core.memory.accuracy import VARIANTS, Case, covering_matrix, run_case
 
 TOLERANCE = 10.0  # percent; the model aims for 3 %
 _CASES = [*covering_matrix(per_pair=1),
