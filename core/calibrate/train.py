@@ -23,9 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from core.apply import apply_method
 from core.calibrate.multigpu import world_size
 from core.errors import InputError
-from core.memory.probe import PROBE_DTYPES, apply_method, build_trainable
+from core.memory.probe import PROBE_DTYPES, build_trainable
 from core.registry import MethodChoice
 from core.skeleton import SkeletonKey
 

@@ -21,12 +21,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.counting import _is_head
+from core.apply import apply_method
 from core.errors import InputError
 from core.memory.activations import effective_attention
 from core.models import ResolvedModel
 from core.registry import MethodChoice
-from core.skeleton import PEFT_TASK_TYPES, SkeletonKey, top_blocks
+from core.skeleton import SkeletonKey
 
 PROBE_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 PROBE_ATTENTION: tuple[str, ...] = ("sdpa", "eager")
@@ -117,39 +117,6 @@ def build_trainable(key: SkeletonKey, choice: MethodChoice, *, dtype: str, atten
         model = auto[key.task].from_config(config, dtype=PROBE_DTYPES[dtype])
     model.train()
     return apply_method(model, key, choice)
-
-
-def apply_method(model: nn.Module, key: SkeletonKey, choice: MethodChoice) -> nn.Module:
-    """Make a real (non-meta) model train as `choice` does: peft for adapters, `requires_grad` for BitFit/partial FT.
-
-    Shared by the probe and the calibration runner, so both measure the exact configuration that was counted."""
-    if choice.method == "fft":
-        return model
-    if not choice.spec.is_peft:
-        _select(model, key, choice)
-        return model
-    from peft import get_peft_model
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        peft_model = get_peft_model(model, choice.peft_config(PEFT_TASK_TYPES[key.task]))
-    if choice.adapter_dtype in ("bf16", "fp16"):
-        for parameter in peft_model.parameters():
-            if parameter.requires_grad:
-                parameter.data = parameter.data.to(PROBE_DTYPES[choice.adapter_dtype])
-    peft_model.train()
-    return peft_model
-
-
-def _select(model: nn.Module, key: SkeletonKey, choice: MethodChoice) -> None:
-    """BitFit (biases) or partial fine-tuning (top K blocks), plus a sequence-classification head."""
-    prefixes: tuple[str, ...] = ()
-    if choice.method == "partial_ft":
-        assert choice.top_layers is not None
-        prefixes = tuple(f"{name}." for name, _ in top_blocks(model, choice.top_layers))
-    for name, parameter in model.named_parameters():
-        selected = name.endswith("bias") if choice.method == "bitfit" else name.startswith(prefixes)
-        parameter.requires_grad_(selected or (key.task == "seq-cls" and _is_head(name)))
 
 
 def make_inputs(key: SkeletonKey, batch_size: int, seq_len: int, *, vocab: int) -> dict[str, torch.Tensor]:
