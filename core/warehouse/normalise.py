@@ -1,8 +1,10 @@
 """Published method names -> registry method ids, with the knobs the name (or its notes) states.
 
 Papers name methods freely: "LoRA r=16 (all modules, alpha=2r)", "FT (full fine-tuning)*", "Adapter (AdptH)+",
-"FT-Top2". Ordered rules (most specific first) pick the registry id; further patterns read rank, alpha,
-targets, top-K layers, quantization and a variant. Markers follow data/published_results_sources.md: a
+"FT-Top2"; PEFT's own benchmark writes `peft_type [config]` ("lokr [llama-3.2-3B-rank32-factor4]"). A name
+that spells a registry id (or one of its aliases, when the registry lists them) maps to it; otherwise ordered
+rules (most specific first) pick the registry id; further patterns read rank, alpha, targets, top-K layers,
+quantization and a variant. Markers follow data/published_results_sources.md: a
 trailing `*` = quoted from prior work, a trailing `+` = restricted setup. A name no rule knows maps to
 `other` and is counted in the report, never dropped.
 """
@@ -39,11 +41,12 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         # Prefix-embedding tuning trains only input-embedding prefix tokens: prompt tuning (Hu et al. 2021, 5.1).
         (r"\bprefix-embedding\b|\bpreembed\b", "prompt_tuning"),
         (r"\bprefix\b|\bprelayer\b", "prefix_tuning"),
-        (r"\bp-tuning\b", "p_tuning"),
-        (r"\bprompt[- ]tuning\b", "prompt_tuning"),
+        (r"\bprefixtuning\b", "prefix_tuning"),
+        (r"\bp-?tuning\b", "p_tuning"),
+        (r"\bprompt[-_ ]?tuning\b", "prompt_tuning"),
         (r"\badapter|\badpt[a-z]\b", "adapter"),
         (r"\bno fine-?tuning\b|\bzero-shot\b|\bbase model\b", "base"),
-        (r"\bfull fine-?tuning\b|\bmodel tuning\b|^ft\b|\bfft\b|\bft-full\b|\bfull ft\b", "fft"),
+        (r"\bfull fine-?tuning\b|\bmodel tuning\b|^ft\b|\bfft\b|\bft-full\b|\bfull[- ]ft\b", "fft"),
     )
 )
 
@@ -64,7 +67,8 @@ _STYLES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     )
 )
 
-_RANK = re.compile(r"\br\s*=\s*(\d+)")
+_RANK = re.compile(r"\br\s*=\s*(\d+)|\[[^]]*\brank(\d+)\b")  # "r=16", or PEFT's benchmark "[...-rank32-...]"
+_BENCHMARK = re.compile(r"^(?P<head>[\w+-]+) \[(?P<config>[^]]*)\]$")  # PEFT's benchmark: "lokr [llama-3B-rank32]"
 _NOTES_RANK_QV = re.compile(r"\br_q\s*=\s*r_v\s*=\s*(\d+)")  # the LoRA paper's "r_q=r_v=8": query+value
 _ALPHA = re.compile(r"\balpha\s*=\s*(\d+(?:\.\d+)?)(r?)\b")
 _ALL_MODULES = re.compile(r"\ball[- ](?:linear|modules|layers)\b")
@@ -100,6 +104,33 @@ class NormalisedMethod:
             raise ValueError(f"{self.raw!r}: alpha must be positive, got {self.alpha}")
 
 
+def _squash(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def _registry_names() -> dict[str, str]:
+    """Squashed registry ids and aliases -> id ("prefix_tuning", "prefixtuning" -> prefix_tuning)."""
+    names: dict[str, str] = {}
+    for method in METHODS.values():
+        for name in (method.id, *getattr(method, "aliases", ())):
+            names.setdefault(_squash(name), method.id)
+    return names
+
+
+def _registry_name(low: str) -> str | None:
+    """The registry id a name spells exactly, or the head of PEFT's `type [config]` form (config variants
+    that are registry methods of their own, e.g. `lora [...-dora]`, win); None when it spells none."""
+    names = _registry_names()
+    match = _BENCHMARK.match(low)
+    if match is None:
+        return names.get(_squash(low))
+    head = names.get(_squash(match.group("head")))
+    variant = next((names[_squash(p)] for p in re.split(r"[-_]", match.group("config")) if _squash(p) in names), None)
+    if head is not None and variant is not None and METHODS[variant].family == METHODS[head].family:
+        return variant
+    return head
+
+
 def normalise_method(raw: str, notes: str = "") -> NormalisedMethod:
     """Read one published method name; `notes` can supply a rank the name leaves out ("r_q=r_v=8")."""
     name = raw.strip()
@@ -109,12 +140,12 @@ def normalise_method(raw: str, notes: str = "") -> NormalisedMethod:
         restricted |= name[-1] == "+"
         name = name[:-1].rstrip()
     low = name.lower()
-    method_id = next((mid for pattern, mid in _RULES if pattern.search(low)), OTHER)
+    method_id = _registry_name(low) or next((mid for pattern, mid in _RULES if pattern.search(low)), OTHER)
     quoted |= _QUOTED.search(low) is not None
 
     rank = targets = None
     if (match := _RANK.search(low)) is not None:
-        rank = int(match.group(1))
+        rank = int(match.group(1) or match.group(2))
     elif (match := _NOTES_RANK_QV.search(notes)) is not None:
         rank, targets = int(match.group(1)), "q,v"
     alpha = None

@@ -15,11 +15,11 @@ from .conftest import good_row, write_csv
 
 def test_init_then_stats_json(isolated_settings: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["warehouse", "init"]) == 0
-    assert "859 results, 30 sources, 19 claims, 475 FFT-vs-PEFT pairs" in capsys.readouterr().out
+    assert "1327 results, 39 sources, 19 claims, 718 FFT-vs-PEFT pairs" in capsys.readouterr().out
     assert isolated_settings.is_file()
     assert main(["warehouse", "stats", "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
-    expected = {"results": 859, "sources": 30, "claims": 19, "pairs": 475, "calibration_runs": 0,
+    expected = {"results": 1327, "sources": 39, "claims": 19, "pairs": 718, "calibration_runs": 0,
                 "memory_measurements": 0}  # fmt: skip
     assert {key: stats[key] for key in expected} == expected
 
@@ -37,7 +37,7 @@ def test_import_export_and_stats(seeded_copy: Path, tmp_path: Path, capsys: pyte
     assert main(["warehouse", "import", str(path)]) == 0
     assert "imported 2 rows from lab.csv" in capsys.readouterr().out
     assert main(["warehouse", "export", "pairs", str(tmp_path / "pairs.csv")]) == 0
-    assert (tmp_path / "pairs.csv").read_text().count("\n") == 476 + 1
+    assert (tmp_path / "pairs.csv").read_text().count("\n") == 719 + 1
     assert main(["warehouse", "export", "all", str(tmp_path / "pq")]) == 0
     assert (tmp_path / "pq" / "pair_rows" / "data.parquet").is_file()
     capsys.readouterr()

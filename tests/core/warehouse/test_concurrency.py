@@ -50,9 +50,9 @@ def test_two_imports_at_once_lose_nothing(wh: Warehouse, tmp_path: Path) -> None
     assert errors == []
     assert sorted(r.rows_added for r in reports) == [300, 300]
     assert len({r.import_id for r in reports}) == 2
-    assert count(wh, "results") == 859 + 600
-    assert set(seen) <= {859, 859 + 300, 859 + 600}  # readers only ever see whole imports
-    assert count(wh, "pairs") == count(wh, "pair_rows") == 475 + 300
+    assert count(wh, "results") == 1327 + 600
+    assert set(seen) <= {1327, 1327 + 300, 1327 + 600}  # readers only ever see whole imports
+    assert count(wh, "pairs") == count(wh, "pair_rows") == 718 + 300
     ((duplicates,),) = (
         wh.cursor()
         .execute("SELECT count(*) FROM (SELECT citation, table_ref FROM sources GROUP BY ALL HAVING count(*) > 1)")
@@ -73,7 +73,7 @@ def test_two_handles_on_one_file_share_the_writer_lock(wh: Warehouse, tmp_path: 
             thread.start()
         for thread in threads:
             thread.join()
-        assert count(other, "results") == count(wh, "results") == 859 + 200
+        assert count(other, "results") == count(wh, "results") == 1327 + 200
     finally:
         other.close()
 

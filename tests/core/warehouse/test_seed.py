@@ -17,15 +17,15 @@ def test_fresh_warehouse_holds_all_published_rows_and_claims(ro: Warehouse) -> N
         shipped = list(csv.DictReader(handle))
     with SEED_CLAIMS_CSV.open(encoding="utf-8", newline="") as handle:
         claims = list(csv.DictReader(handle))
-    assert len(shipped) == 859
-    assert count(ro, "results") == 859
+    assert len(shipped) == 1327
+    assert count(ro, "results") == 1327
     assert count(ro, "claims") == len(claims) == 19
     stats = ro.stats()
-    assert stats["results"] == 859 and stats["other_methods"] == 0
+    assert stats["results"] == 1327 and stats["other_methods"] == 150
     ((row_count, other),) = (
         ro.cursor().execute("SELECT row_count, other_methods FROM imports WHERE origin = 'published'").fetchall()
     )
-    assert (row_count, other) == (859, 0)
+    assert (row_count, other) == (1327, 150)
 
 
 def test_every_shipped_value_is_stored_as_published(ro: Warehouse) -> None:
@@ -42,7 +42,7 @@ def test_every_shipped_value_is_stored_as_published(ro: Warehouse) -> None:
 
 def test_rows_per_source_match_the_provenance_notes(ro: Warehouse) -> None:
     notes = read_source_notes(PUBLISHED_SOURCES_MD)
-    assert len(notes) == 8
+    assert len(notes) == 12
     per_source: dict[str, int] = {}
     for citation, n in ro.cursor().execute("SELECT citation, count(*) FROM results JOIN sources USING (source_id) "
                                            "GROUP BY citation").fetchall():  # fmt: skip
@@ -52,7 +52,7 @@ def test_rows_per_source_match_the_provenance_notes(ro: Warehouse) -> None:
 
 def test_sources_carry_where_read_and_caveats(ro: Warehouse) -> None:
     rows = ro.cursor().execute("SELECT citation, where_read, caveats FROM sources").fetchall()
-    assert len(rows) == 30
+    assert len(rows) == 39
     assert all(where for _, where, _ in rows)
     qlora = {caveat for citation, _, caveat in rows if citation.startswith("QLoRA")}
     assert qlora == {"T5-11B FFT quoted from prior work"}
@@ -72,9 +72,9 @@ def test_claims_keep_qualitative_findings_and_signed_gaps(ro: Warehouse) -> None
 
 def test_reopening_does_not_seed_twice(seeded_copy: Path) -> None:
     with open_warehouse() as first:
-        assert count(first, "results") == 859
+        assert count(first, "results") == 1327
     with open_warehouse() as again:
-        assert count(again, "results") == 859
+        assert count(again, "results") == 1327
         assert count(again, "imports") == 1
 
 
