@@ -1,9 +1,11 @@
-"""`python -m core warehouse init | import FILE | export TABLE FILE | ingest FOLDER | stats [--json]`.
+"""`python -m core warehouse init | import FILE | export TABLE FILE | publish ROOT | ingest FOLDER | stats`.
 
 The warehouse location follows `--path`, else `TUNEWISE_WAREHOUSE`, else the user's data directory;
-`TUNEWISE_READ_ONLY=1` makes every writing command fail with a clear message. Without `--path`,
-`TUNEWISE_PARQUET_ROOT` (a folder or s3:// URL written by `export all`) makes `stats` and `export` read
-Parquet files instead of a DuckDB file.
+`TUNEWISE_READ_ONLY=1` makes every writing command fail with a clear message. Any number of these commands
+and app processes may run at once: reads never wait, writes take turns and wait at most `--wait` seconds
+(default `TUNEWISE_WRITE_WAIT_S`, else 60) before giving up with one line. Without `--path`,
+`TUNEWISE_PARQUET_ROOT` (a folder or s3:// URL written by `publish` or `export all`) makes `stats` and
+`export` read Parquet files instead of a DuckDB file.
 """
 
 from __future__ import annotations
@@ -13,16 +15,22 @@ import json
 import sys
 from pathlib import Path
 
-from core.warehouse import ImportRejectedError, open_warehouse
+from core.warehouse import ImportRejectedError, Warehouse, open_warehouse
 from core.warehouse.queries import method_counts
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--path", help="warehouse file (default: $TUNEWISE_WAREHOUSE, else the user's data directory)")
+    parser.add_argument("--wait", type=float, metavar="SECONDS",
+                        help="how long a write waits for another to finish (default: $TUNEWISE_WRITE_WAIT_S, else 60)")
+
+
+def _open(args: argparse.Namespace) -> Warehouse:
+    return open_warehouse(args.path, wait_s=args.wait)
 
 
 def _init(args: argparse.Namespace) -> int:
-    with open_warehouse(args.path) as wh:
+    with _open(args) as wh:
         wh.require_writable("initialise the warehouse")
         stats = wh.stats()
         print(
@@ -34,7 +42,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    with open_warehouse(args.path) as wh:
+    with _open(args) as wh:
         try:
             report = wh.import_file(Path(args.file), max_mb=args.max_mb)
         except ImportRejectedError as exc:
@@ -46,7 +54,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    with open_warehouse(args.path) as wh:
+    with _open(args) as wh:
         if args.table == "all":
             written = wh.export_folder(Path(args.file))
             print(f"exported {len(written)} tables as Parquet under {args.file} (usable as TUNEWISE_PARQUET_ROOT)")
@@ -55,14 +63,22 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish(args: argparse.Namespace) -> int:
+    with _open(args) as wh:
+        version = wh.publish_parquet(Path(args.root))
+        print(f"published version {version} under {args.root}; replicas with TUNEWISE_PARQUET_ROOT={args.root} "
+              "read it from their next query")
+    return 0
+
+
 def _ingest(args: argparse.Namespace) -> int:
-    with open_warehouse(args.path) as wh:
+    with _open(args) as wh:
         print(wh.ingest_run_folder(Path(args.folder)))
     return 0
 
 
 def _stats(args: argparse.Namespace) -> int:
-    with open_warehouse(args.path) as wh:
+    with _open(args) as wh:
         stats = wh.stats()
         if args.json:
             print(json.dumps(stats, indent=2, sort_keys=True))
@@ -78,7 +94,7 @@ def _stats(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `warehouse` and its sub-commands."""
     parser = subparsers.add_parser(
-        "warehouse", help="the results warehouse: init, import, export, ingest, stats", description=__doc__
+        "warehouse", help="the results warehouse: init, import, export, publish, ingest, stats", description=__doc__
     )
     commands = parser.add_subparsers(dest="warehouse_command", required=True)
 
@@ -97,6 +113,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     exp.add_argument("file", help="target .csv or .parquet file; for 'all', a folder")
     _common(exp)
     exp.set_defaults(handler=_export)
+
+    pub = commands.add_parser("publish", help="publish every table as a new Parquet version for app replicas")
+    pub.add_argument("root", help="a local folder (the replicas' TUNEWISE_PARQUET_ROOT)")
+    _common(pub)
+    pub.set_defaults(handler=_publish)
 
     ing = commands.add_parser("ingest", help="ingest a finished calibration run folder")
     ing.add_argument("folder", help="a run folder with a COMPLETE marker")

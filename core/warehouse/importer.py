@@ -3,7 +3,8 @@
 Files: CSV (UTF-8, header row), Parquet, or JSON (an array of objects), with exactly the columns of
 data/published_results.csv. Reading checks the file (type, size limit, encoding, columns); validation checks
 every row (types, ranges, known task types) and collects every problem with its line number; only a clean
-file is normalised and written, in one transaction. Nothing is ever written for a rejected file.
+file is normalised (`prepare_*`) and written (`write_prepared`, inside the caller's write turn; see
+store.py). Nothing is ever written for a rejected file. This module never opens the warehouse itself.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -31,9 +32,6 @@ from core.warehouse.conventions import ORIGINS
 from core.warehouse.models import link_model
 from core.warehouse.normalise import OTHER, NormalisationReport, normalisation_report, normalise_method
 from core.warehouse.paths import max_import_bytes
-
-if TYPE_CHECKING:
-    from core.warehouse.db import Warehouse
 
 SUFFIXES: tuple[str, ...] = (".csv", ".parquet", ".json")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("seed",)  # rows TuneWise produces itself (DataFrames, run folders)
@@ -519,29 +517,46 @@ def write_staged(cur: duckdb.DuckDBPyConnection, staged: pa.Table, *, import_id:
     refresh_pairs(cur, import_id)
 
 
-def _import(wh: Warehouse, table: RawTable, origin: str) -> ImportReport:
-    task_types = [r[0] for r in wh.cursor().execute("SELECT task_type FROM task_types").fetchall()]
+@dataclass(frozen=True)
+class Prepared:
+    """A validated, normalised file or frame, ready to be written by `write_prepared` (nothing written yet)."""
+
+    name: str
+    sha256: str | None
+    staged: pa.Table
+    normalisation: NormalisationReport
+
+    def __post_init__(self) -> None:
+        if self.staged.num_rows != self.normalisation.rows:
+            raise ValueError("staged and normalised rows disagree")
+
+
+def prepare(table: RawTable, task_types: Iterable[str]) -> Prepared:
+    """Validate every row, then normalise; raises ImportRejectedError listing every bad row."""
     staged, report = stage(validate(table, task_types))
-    with wh.transaction(f"import {table.name}") as cur:
-        import_id = record_import(
-            cur, name=table.name, sha256=table.sha256, origin=origin, rows=staged.num_rows,
-            other=report.counts.get(OTHER, 0),
-        )  # fmt: skip
-        write_staged(cur, staged, import_id=import_id, origin=origin)
-    return ImportReport(table.name, import_id, origin, staged.num_rows, report)
+    return Prepared(table.name, table.sha256, staged, report)
 
 
-def import_file(wh: Warehouse, path: Path, *, origin: str, max_mb: float | None = None) -> ImportReport:
-    """Validate a whole file, then write it in one transaction (see the module docstring)."""
-    wh.require_writable(f"import {path.name}")
-    return _import(wh, read_file(path, max_import_bytes(max_mb)), origin)
+def prepare_file(path: Path, task_types: Iterable[str], *, max_mb: float | None = None) -> Prepared:
+    """Read and validate a results file (see the module docstring)."""
+    return prepare(read_file(path, max_import_bytes(max_mb)), task_types)
 
 
-def import_frame(wh: Warehouse, frame: pd.DataFrame, *, origin: str) -> ImportReport:
-    """`import_file` for a DataFrame in the published-results format (an optional `seed` column allowed)."""
-    wh.require_writable("add results")
-    if origin not in ORIGINS:
-        raise InputError(f"origin {origin!r} is not one of {', '.join(ORIGINS)}")
+def prepare_frame(frame: pd.DataFrame, task_types: Iterable[str]) -> Prepared:
+    """`prepare_file` for a DataFrame in the published-results format (an optional `seed` column allowed)."""
     table = frame_table(frame)
     _check_columns(table, OPTIONAL_COLUMNS)
-    return _import(wh, table, origin)
+    return prepare(table, task_types)
+
+
+def write_prepared(cur: duckdb.DuckDBPyConnection, prepared: Prepared, *, origin: str) -> ImportReport:
+    """Write a prepared import inside the caller's write (all rows or none, with its `imports` row)."""
+    if origin not in ORIGINS:
+        raise InputError(f"origin {origin!r} is not one of {', '.join(ORIGINS)}")
+    rows = prepared.staged.num_rows
+    import_id = record_import(
+        cur, name=prepared.name, sha256=prepared.sha256, origin=origin, rows=rows,
+        other=prepared.normalisation.counts.get(OTHER, 0),
+    )  # fmt: skip
+    write_staged(cur, prepared.staged, import_id=import_id, origin=origin)
+    return ImportReport(prepared.name, import_id, origin, rows, prepared.normalisation)

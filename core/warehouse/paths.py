@@ -6,6 +6,7 @@ Settings (each overridable by an argument of `open_warehouse` / the CLI):
 - `TUNEWISE_MAX_IMPORT_MB`: the largest file `import` accepts, in MB (default 50).
 - `TUNEWISE_PARQUET_ROOT`: a folder or object-store URL (s3://, gs://, https://...) of Parquet files, one
   sub-folder per table; when set, the dashboard's queries run over those files instead of a DuckDB file.
+- `TUNEWISE_WRITE_WAIT_S`: how long a write waits for another process's write to finish (default 60 s).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ ENV_WAREHOUSE = "TUNEWISE_WAREHOUSE"
 ENV_READ_ONLY = "TUNEWISE_READ_ONLY"
 ENV_MAX_IMPORT_MB = "TUNEWISE_MAX_IMPORT_MB"
 ENV_PARQUET_ROOT = "TUNEWISE_PARQUET_ROOT"
+ENV_WRITE_WAIT_S = "TUNEWISE_WRITE_WAIT_S"
 DEFAULT_MAX_IMPORT_MB = 50.0
+DEFAULT_WRITE_WAIT_S = 60.0
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -71,3 +74,16 @@ def max_import_bytes(limit_mb: float | None = None) -> int:
 def parquet_root() -> str | None:
     """`TUNEWISE_PARQUET_ROOT` when set: queries then run over Parquet files there."""
     return os.environ.get(ENV_PARQUET_ROOT, "").strip() or None
+
+
+def write_wait_s(wait_s: float | None = None) -> float:
+    """Seconds a write waits for the write lock: the argument, else `TUNEWISE_WRITE_WAIT_S`, else 60."""
+    if wait_s is None:
+        text = os.environ.get(ENV_WRITE_WAIT_S, "").strip()
+        try:
+            wait_s = float(text) if text else DEFAULT_WRITE_WAIT_S
+        except ValueError:
+            raise InputError(f"{ENV_WRITE_WAIT_S}={text!r} is not a number of seconds, e.g. 60") from None
+    if not 0 <= wait_s < float("inf"):
+        raise InputError(f"the write wait must be a finite number of seconds, at least 0, got {wait_s}")
+    return float(wait_s)

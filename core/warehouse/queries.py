@@ -1,6 +1,6 @@
 """The dashboard's read queries, as functions returning pandas DataFrames.
 
-Each takes anything with a per-thread `cursor()` (a `Warehouse` on a DuckDB file or on Parquet files), so
+Each takes anything `Readable` (a `Warehouse` on a DuckDB file or on Parquet files; see protocols.py), so
 the same code serves the app, the CLI and remote Parquet folders. Filters are SQL parameters, never string
 formatting; unknown filter values raise InputError naming the valid ones.
 """
@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any
 
-import duckdb
 import pandas as pd
 
 from core.errors import InputError
@@ -20,6 +19,7 @@ from core.registry import METHODS
 from core.warehouse import migrate
 from core.warehouse.conventions import DISTRIBUTION_NAMES, METRIC_KINDS, ORIGINS
 from core.warehouse.normalise import OTHER
+from core.warehouse.protocols import Readable
 
 # Filtered columns as named in `results_wide` and `pair_rows` (flat), and over the base tables (narrow).
 _FLAT: Mapping[str, str] = MappingProxyType({c: c for c in (
@@ -33,12 +33,6 @@ _NARROW_JOINS: Mapping[str, str] = MappingProxyType({
     "m": "JOIN models m ON m.model_id = r.model_id",
     "s": "JOIN sources s ON s.source_id = r.source_id",
 })  # fmt: skip
-
-
-class Readable(Protocol):
-    """What a query needs: a cursor for the calling thread."""
-
-    def cursor(self) -> duckdb.DuckDBPyConnection: ...
 
 
 def _tuple(values: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -123,9 +117,8 @@ class Filters:
 
 
 def _frame(src: Readable, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-    # A short-lived cursor (microseconds) is immune to a half-read result a caller left on the thread's
-    # cursor; Arrow is about twice as fast as DuckDB's direct pandas conversion for wide string columns.
-    cur = src.cursor().cursor()
+    # Arrow is about twice as fast as DuckDB's direct pandas conversion for wide string columns.
+    cur = src.cursor()
     try:
         return cur.sql(sql, params=list(params)).to_arrow_table().to_pandas()
     finally:
@@ -222,6 +215,12 @@ def method_counts(src: Readable) -> pd.DataFrame:
         "SELECT method_id, count(*) AS rows, list(DISTINCT method_raw ORDER BY method_raw) AS raw_names "
         "FROM results GROUP BY method_id ORDER BY rows DESC, method_id",
     )
+
+
+def task_types(src: Readable) -> tuple[str, ...]:
+    """The warehouse's task types, sorted: the one list import validation, the model and the pages use."""
+    rows = src.cursor().execute("SELECT task_type FROM task_types ORDER BY task_type").fetchall()
+    return tuple(r[0] for r in rows)
 
 
 def stats(src: Readable) -> dict[str, Any]:

@@ -1,15 +1,15 @@
 """Calibration runs and memory measurements: TuneWise's own measurements, and how they reach the warehouse.
 
-The calibration runner is a long, separate process; it never opens the warehouse (the app is the only
-writer). It writes a run folder instead:
+The calibration runner is a long, separate process; it never holds the warehouse while it trains. It writes
+a run folder instead, which `python -m core calibrate` ingests when the run ends and the app picks up if not:
 
     <folder>/calibration_runs.json|parquet      CalibrationRun records
     <folder>/memory_measurements.json|parquet   MemoryMeasurement records
     <folder>/results.csv|json|parquet           published-results rows (+ optional `seed`), origin 'calibration'
     <folder>/COMPLETE                           written last, so a half-written run is never ingested
 
-The app calls `Warehouse.ingest_run_folder(folder)`: every file is validated first, then everything lands in
-one transaction. Ingesting the same folder again is a no-op (its content hash is recorded).
+`Warehouse.ingest_run_folder(folder)` validates every file first (`read_run_folder`), then lands everything in
+one write turn (`write_run_folder`). Ingesting the same folder again is a no-op (its content hash is recorded).
 """
 
 from __future__ import annotations
@@ -17,22 +17,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
 
 from core.errors import InputError
 from core.registry import METHODS
-from core.warehouse.importer import OPTIONAL_COLUMNS, read_file, record_import, stage, validate, write_staged
+from core.warehouse.importer import OPTIONAL_COLUMNS, Prepared, prepare, read_file, record_import, write_staged
 from core.warehouse.normalise import OTHER
 from core.warehouse.paths import max_import_bytes
-
-if TYPE_CHECKING:
-    from core.warehouse.db import Warehouse
 
 STATUSES: tuple[str, ...] = ("ok", "failed", "skipped")
 COMPLETE_MARKER = "COMPLETE"
@@ -240,43 +237,100 @@ def _find(folder: Path, stem: str, suffixes: tuple[str, ...]) -> Path | None:
     return found[0] if found else None
 
 
-def ingest_run_folder(wh: Warehouse, folder: Path) -> IngestReport:
-    """Validate every file of a finished run folder, then add it all in one transaction (see module doc)."""
-    wh.require_writable(f"ingest run folder {folder}")
+_FILES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("calibration_runs", (".json", ".parquet")),
+    ("memory_measurements", (".json", ".parquet")),
+    ("results", (".csv", ".json", ".parquet")),
+)
+
+
+def _present(folder: Path) -> tuple[Path | None, ...]:
+    """(runs, measurements, results) files of a folder, each absent or one file."""
+    return tuple(_find(folder, stem, suffixes) for stem, suffixes in _FILES)
+
+
+def _digest(present: Iterable[Path]) -> str:
+    """The folder's content hash: names and bytes of its record files (what makes ingesting idempotent)."""
+    digest = hashlib.sha256()
+    for path in present:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class RunFolderContent:
+    """A finished run folder, read and validated: what `write_run_folder` lands (nothing written yet)."""
+
+    folder: str
+    digest: str
+    runs: tuple[CalibrationRun, ...]
+    measurements: tuple[MemoryMeasurement, ...]
+    results: Prepared | None
+
+    def __post_init__(self) -> None:
+        if len(self.digest) != 64:
+            raise ValueError("digest must be a sha256 hex digest")
+
+
+def read_run_folder(folder: Path, task_types: Iterable[str]) -> RunFolderContent:
+    """Read and validate every file of a finished run folder (see the module docstring)."""
     if not folder.is_dir():
         raise InputError(f"no run folder at {folder}")
     if not (folder / COMPLETE_MARKER).is_file():
         raise InputError(f"{folder} has no {COMPLETE_MARKER} marker: the run is unfinished; ingest it when written")
-    runs_file = _find(folder, "calibration_runs", (".json", ".parquet"))
-    memory_file = _find(folder, "memory_measurements", (".json", ".parquet"))
-    results_file = _find(folder, "results", (".csv", ".json", ".parquet"))
+    runs_file, memory_file, results_file = _present(folder)
     present = [p for p in (runs_file, memory_file, results_file) if p is not None]
     if not present:
         raise InputError(f"{folder} holds none of calibration_runs, memory_measurements or results files")
-    digest = hashlib.sha256()
-    for path in present:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
     runs = _build(CalibrationRun, runs_file) if runs_file else []
     measurements = _build(MemoryMeasurement, memory_file) if memory_file else []
-    staged = report = None
+    results = None
     if results_file is not None:
-        table = read_file(results_file, max_import_bytes(), allowed=OPTIONAL_COLUMNS)
-        task_types = [r[0] for r in wh.cursor().execute("SELECT task_type FROM task_types").fetchall()]
-        staged, report = stage(validate(table, task_types))
-    with wh.transaction(f"ingest run folder {folder}") as cur:
-        if cur.execute("SELECT 1 FROM imports WHERE sha256 = ?", [digest.hexdigest()]).fetchone():
-            return IngestReport(str(folder), skipped=True)
-        import_id = record_import(
-            cur, name=str(folder), sha256=digest.hexdigest(), origin="calibration",
-            rows=staged.num_rows if staged is not None else 0,
-            other=report.counts.get(OTHER, 0) if report is not None else 0,
-        )  # fmt: skip
-        for run in runs:
-            insert_calibration_run(cur, run)
-        for measurement in measurements:
-            insert_memory_measurement(cur, measurement)
-        if staged is not None:
-            write_staged(cur, staged, import_id=import_id, origin="calibration")
+        results = prepare(read_file(results_file, max_import_bytes(), allowed=OPTIONAL_COLUMNS), task_types)
+    return RunFolderContent(str(folder), _digest(present), tuple(runs), tuple(measurements), results)
+
+
+def write_run_folder(cur: duckdb.DuckDBPyConnection, content: RunFolderContent) -> IngestReport:
+    """Land a read run folder inside the caller's write; a folder whose content was ingested before adds nothing."""
+    if cur.execute("SELECT 1 FROM imports WHERE sha256 = ?", [content.digest]).fetchall():
+        return IngestReport(content.folder, skipped=True)
+    results = content.results
+    import_id = record_import(
+        cur, name=content.folder, sha256=content.digest, origin="calibration",
+        rows=results.staged.num_rows if results is not None else 0,
+        other=results.normalisation.counts.get(OTHER, 0) if results is not None else 0,
+    )  # fmt: skip
+    for run in content.runs:
+        insert_calibration_run(cur, run)
+    for measurement in content.measurements:
+        insert_memory_measurement(cur, measurement)
+    if results is not None:
+        write_staged(cur, results.staged, import_id=import_id, origin="calibration")
     return IngestReport(
-        str(folder), len(runs), len(measurements), staged.num_rows if staged is not None else 0, import_id=import_id
-    )
+        content.folder, len(content.runs), len(content.measurements),
+        results.staged.num_rows if results is not None else 0, import_id=import_id,
+    )  # fmt: skip
+
+
+def ingested_digests(cur: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """Content hashes of every run folder already ingested (to find the ones not yet ingested)."""
+    rows = cur.execute("SELECT sha256 FROM imports WHERE origin = 'calibration' AND sha256 IS NOT NULL").fetchall()
+    return frozenset(r[0] for r in rows)
+
+
+def pending_run_folders(root: Path, ingested: frozenset[str]) -> list[Path]:
+    """Finished run folders under `root` whose content is not among the `ingested` hashes, oldest first.
+
+    A folder whose files are unreadable is skipped here; ingesting it explicitly reports what is wrong.
+    """
+    if not root.is_dir():
+        return []
+    pending = []
+    for folder in sorted(p for p in root.iterdir() if (p / COMPLETE_MARKER).is_file()):
+        try:
+            present = [p for p in _present(folder) if p is not None]
+        except InputError:
+            continue
+        if present and _digest(present) not in ingested:
+            pending.append(folder)
+    return pending

@@ -4,7 +4,7 @@
   (origin 'published'); a bad shipped row fails the seed loudly rather than being skipped.
 - `published_results_sources.md`: its table gives each source's where-read, coverage and caveats.
 - `seed_paper_claims.csv`: the seed paper's relative gaps, numeric and qualitative.
-All three land in one transaction; an interrupted seed leaves an empty warehouse that seeds on next open.
+All three land in the writer's turn that creates the warehouse (store.py): an interrupted seed publishes nothing.
 """
 
 from __future__ import annotations
@@ -13,17 +13,13 @@ import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import duckdb
 
 from core.warehouse import conventions, paths
-from core.warehouse.importer import read_file, record_import, stage, validate, write_staged
+from core.warehouse.importer import prepare, read_file, write_prepared
 from core.warehouse.models import link_model
 from core.warehouse.normalise import OTHER, normalise_method
-
-if TYPE_CHECKING:
-    from core.warehouse.db import Warehouse
 
 _CLAIM_COLUMNS = (
     "claim_id", "source", "base_model", "base_params_b", "task", "task_type", "train_examples",
@@ -117,31 +113,21 @@ def _apply_source_notes(cur: duckdb.DuckDBPyConnection, notes: list[SourceNote])
             raise RuntimeError(f"{paths.PUBLISHED_SOURCES_MD.name} describes {note.key!r}, which has no rows")
 
 
-def seed_if_empty(wh: Warehouse) -> bool:
-    """Seed once: returns False when the published rows are already there."""
-    count_published = "SELECT count(*) FROM imports WHERE origin = 'published'"
-    ((published,),) = wh.cursor().execute(count_published).fetchall()
+def seed_if_empty(cur: duckdb.DuckDBPyConnection) -> bool:
+    """Seed once, inside the caller's write turn (all or nothing); False when the published rows are there."""
+    ((published,),) = cur.execute("SELECT count(*) FROM imports WHERE origin = 'published'").fetchall()
     if published:
         return False
     table = read_file(paths.PUBLISHED_RESULTS_CSV, paths.PUBLISHED_RESULTS_CSV.stat().st_size)
-    task_types = [r[0] for r in wh.cursor().execute("SELECT task_type FROM task_types").fetchall()]
-    staged, report = stage(validate(table, task_types))
+    prepared = prepare(table, [r[0] for r in cur.execute("SELECT task_type FROM task_types").fetchall()])
     claims = read_claims(paths.SEED_CLAIMS_CSV)
     notes = read_source_notes(paths.PUBLISHED_SOURCES_MD)
-    with wh.transaction("seed the warehouse") as cur:
-        row = cur.execute(count_published).fetchone()
-        if row and row[0]:
-            return False  # another thread seeded it meanwhile
-        import_id = record_import(
-            cur, name=table.name, sha256=table.sha256, origin="published", rows=staged.num_rows,
-            other=report.counts.get(OTHER, 0),
-        )  # fmt: skip
-        write_staged(cur, staged, import_id=import_id, origin="published")
-        cur.executemany(
-            "INSERT INTO claims (claim_id, citation, base_model, params_b, catalogue_id, task, task_type, "
-            "train_examples, comparison, metric, claim_value, qualitative, method_id, peft_minus_fft_100, "
-            "distribution, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            claims,
-        )
-        _apply_source_notes(cur, notes)
+    write_prepared(cur, prepared, origin="published")
+    cur.executemany(
+        "INSERT INTO claims (claim_id, citation, base_model, params_b, catalogue_id, task, task_type, "
+        "train_examples, comparison, metric, claim_value, qualitative, method_id, peft_minus_fft_100, "
+        "distribution, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        claims,
+    )
+    _apply_source_notes(cur, notes)
     return True

@@ -69,7 +69,38 @@ def test_the_setting_routes_open_warehouse_to_parquet(parquet_root: Path, monkey
 def test_an_incomplete_parquet_folder_is_explained(parquet_root: Path) -> None:
     for file in (parquet_root / "claims").iterdir():
         file.unlink()
-    with pytest.raises(InputError, match="lacks Parquet files for claims; write them with `warehouse export all"):
+    with pytest.raises(InputError, match="lacks Parquet files for claims; write them with `warehouse publish"):
         open_parquet(str(parquet_root))
     with pytest.raises(InputError, match="is not a folder"):
         open_parquet(str(parquet_root / "nowhere"))
+
+
+def test_replicas_read_whole_published_versions(wh: Warehouse, tmp_path: Path) -> None:
+    root = tmp_path / "shared"
+    first = wh.publish_parquet(root)
+    with open_parquet(str(root)) as replica:
+        before = replica.stats()["results"]
+        assert before == wh.stats()["results"]
+        assert (root / "CURRENT").read_text().strip() == first
+        wh.import_file(write_csv(tmp_path / "lab.csv", [good_row(), good_row(method="Full fine-tuning", value="92")]))
+        assert replica.stats()["results"] == before  # the new rows are not published yet
+        second = wh.publish_parquet(root)
+        assert second > first
+        assert replica.stats()["results"] == before + 2  # the pointer moved: the next query reads the new version
+        _same(pairs(replica), pairs(wh))
+    for _ in range(3):
+        wh.publish_parquet(root)
+    versions = sorted(p.name for p in (root / "versions").iterdir())
+    assert len(versions) == 3 and versions[-1] == (root / "CURRENT").read_text().strip()
+
+
+def test_a_half_written_version_is_never_read(wh: Warehouse, tmp_path: Path) -> None:
+    root = tmp_path / "shared"
+    version = wh.publish_parquet(root)
+    partial = root / "versions" / ".v000002-x.partial" / "results"
+    partial.mkdir(parents=True)  # a publisher that died while exporting
+    (partial / "data.parquet").write_bytes(b"not parquet")
+    with open_parquet(str(root)) as replica:
+        assert replica.stats()["results"] == wh.stats()["results"]
+    assert wh.publish_parquet(root) > version
+    assert not partial.parent.exists()  # the next publisher removed it
