@@ -1,12 +1,22 @@
-"""Streamlit entry: `streamlit run app/main.py`. Builds the navigation; each page is a thin script in pages/."""
+"""Streamlit entry: `streamlit run app/main.py`. Builds the navigation; each page is a thin script in pages/.
+
+Every page runs inside one guard: bad input (`InputError`, e.g. a busy or read-only warehouse) shows its own
+line; anything unexpected shows one line with a reference while the traceback goes to the server log only
+(`client.showErrorDetails = "none"` in .streamlit/config.toml covers what escapes even this, e.g. fragments).
+"""
 
 from __future__ import annotations
 
+import logging
+import uuid
 from pathlib import Path
 
 import streamlit as st
 
+from core.errors import InputError
+
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
+LOG = logging.getLogger("tunewise.app")
 
 st.set_page_config(page_title="TuneWise", page_icon="🎛️", layout="wide")
 navigation = st.navigation(
@@ -20,4 +30,12 @@ navigation = st.navigation(
 )
 st.sidebar.caption("TuneWise: PEFT or full fine-tuning, with the evidence. Counts from peft on the meta device; "
                    "memory from each method's real mechanism; gaps from published FFT-vs-PEFT pairs.")
-navigation.run()
+try:
+    navigation.run()
+except InputError as exc:
+    st.error(str(exc))
+except Exception as exc:  # the guard of last resort: st.rerun/st.stop are BaseExceptions and pass through
+    reference = uuid.uuid4().hex[:8]
+    LOG.exception("page %r failed (reference %s)", navigation.title, reference)
+    st.error(f"This page stopped on an unexpected error ({type(exc).__name__}); reload it, and if it happens again "
+             f"give the operator reference {reference} (the details are in the server log).")

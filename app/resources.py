@@ -1,16 +1,24 @@
-"""Cached resources shared by the pages: the warehouse connection and cached queries.
+"""Cached resources shared by the pages: the warehouse handle and cached queries.
 
-The app process is the warehouse's single writer (`st.cache_resource` keeps one connection); queries are
-cached with `st.cache_data`, keyed on a data version that changes whenever rows are added, so an import or
-an ingested calibration run shows up at once and nothing else is recomputed.
+The handle holds no write access: every query reads the newest published snapshot and every write takes a
+short turn (core.warehouse.store), so any number of app processes and CLI commands share one warehouse.
+Queries are cached with `st.cache_data`, keyed on a data version that changes whenever rows are added (here
+or by another process), so an import or a calibration run shows up on the next rerun and nothing else is
+recomputed. Finished calibration run folders that nobody ingested yet are picked up on the way.
 """
 
 from __future__ import annotations
+
+import logging
+import threading
+import time
 
 import pandas as pd
 import streamlit as st
 
 from core.calibrate.recalibrate import Calibration
+from core.calibrate.runfolder import runs_dir
+from core.errors import InputError
 from core.warehouse import (
     Filters,
     Warehouse,
@@ -21,7 +29,13 @@ from core.warehouse import (
     pairs,
     results,
     stats,
+    task_types,
 )
+
+PICK_UP_EVERY_S = 15.0  # how often this process looks for run folders nobody ingested
+LOG = logging.getLogger("tunewise.app")
+_picked_up = {"at": float("-inf")}
+_pick_up_guard = threading.Lock()
 
 
 @st.cache_resource(show_spinner="Opening the results warehouse...")
@@ -29,9 +43,26 @@ def warehouse() -> Warehouse:
     return open_warehouse()
 
 
+def pick_up_runs(wh: Warehouse) -> None:
+    """Ingest finished run folders not yet in the warehouse (a CLI run whose own ingest failed, say); idempotent."""
+    if wh.read_only:
+        return
+    with _pick_up_guard:
+        if time.monotonic() - _picked_up["at"] < PICK_UP_EVERY_S:
+            return
+        _picked_up["at"] = time.monotonic()
+    try:
+        for report in wh.ingest_pending(runs_dir()):
+            LOG.warning("ingested a run folder nobody had: %s", report)
+    except InputError as exc:  # a busy warehouse or a bad folder: the page still renders; retried later
+        LOG.warning("run folders not ingested this time: %s", exc)
+
+
 def data_version() -> tuple[int, ...]:
     """Row counts that change on every write: the cache key for queries."""
-    counts = stats(warehouse())
+    wh = warehouse()
+    pick_up_runs(wh)
+    counts = stats(wh)
     return tuple(counts[k] for k in ("results", "imports", "calibration_runs", "memory_measurements"))
 
 
@@ -70,5 +101,4 @@ def cached_calibration(version: tuple[int, ...]) -> Calibration:
 def cached_task_types(version: tuple[int, ...]) -> tuple[str, ...]:
     """The warehouse's task types (the one list import validation also uses)."""
     del version
-    rows = warehouse().cursor().execute("SELECT task_type FROM task_types ORDER BY task_type").fetchall()
-    return tuple(r[0] for r in rows)
+    return task_types(warehouse())

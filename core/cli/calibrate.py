@@ -1,8 +1,10 @@
 """`python -m core calibrate --probe|--learn`: a short real fine-tune that measures what TuneWise predicts.
 
 The app starts this as a separate process (core.calibrate.launcher) and reads its run folder; run by hand it
-prints a table, or `{"runs": [...]}` with `--json`. With `--gpus N` (N > 1) it writes an accelerate config
-into the run folder and re-runs itself through `accelerate launch` (`--dry-run` prints that command only).
+prints a table, or `{"runs": [...]}` with `--json`, and stores the finished run in the warehouse (`--ingest`,
+the default unless `--run-dir` names a folder its caller ingests, as the app's Calibrate page does). With
+`--gpus N` (N > 1) it writes an accelerate config into the run folder and re-runs itself through
+`accelerate launch` (`--dry-run` prints that command only).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from core.registry import KNOBS, METHODS, MethodChoice, get_method
 from core.units import human_bytes
 
 # Flags of the launching process only; workers get the run folder explicitly (and see WORLD_SIZE > 1).
-_LAUNCH_ONLY = ("--dry-run", "--run-dir")
+_LAUNCH_ONLY = ("--dry-run", "--run-dir", "--ingest", "--no-ingest")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dry-run", action="store_true", help="with --gpus > 1: print the launch command only")
     parser.add_argument("--run-dir", type=Path, help="run folder (default: a new one under $TUNEWISE_RUNS_DIR)")
     parser.add_argument("--json", action="store_true", help='print {"runs": [...]}')
+    parser.add_argument("--ingest", action=argparse.BooleanOptionalAction,
+                        help="store the finished run in the warehouse (default: yes, unless --run-dir is given)")
     parser.set_defaults(handler=lambda args: run(args, to_argv(args, parser)))
 
 
@@ -126,24 +130,51 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     spec = spec_from_args(args)
     folder = RunFolder(args.run_dir or runs_dir() / new_run_id())
     if spec.gpus > 1 and world_size() == 1:
-        return _launch_distributed(spec, folder, argv, dry_run=args.dry_run)
+        return _launch_distributed(spec, folder, argv, dry_run=args.dry_run, ingest=_ingests(args))
     device = spec.runtime_device()
     if args.dry_run:
         print(shell([sys.executable, "-m", "core", "calibrate", *argv]))
         return 0
     outcome = execute(spec, folder, device, argv)
+    stored = store(folder) if _ingests(args) and folder.complete and world_size() == 1 else ""
     if args.json:
         print(json.dumps({"run_id": folder.run_id, "run_dir": str(folder.path), "device": device,
-                          "state": outcome.state, "message": outcome.message, "runs": outcome.runs},
-                         indent=2, default=str))
+                          "state": outcome.state, "message": outcome.message, "runs": outcome.runs,
+                          "warehouse": stored}, indent=2, default=str))
     else:
         _render(outcome.runs, device, spec.mode)
         print(f"{outcome.state}: {outcome.message} (run folder {folder.path})",
               file=sys.stdout if outcome.code == 0 else sys.stderr)
+        if stored:
+            print(stored)
     return outcome.code
 
 
-def _launch_distributed(spec: CalibrationSpec, folder: RunFolder, argv: Sequence[str], *, dry_run: bool) -> int:
+def _ingests(args: argparse.Namespace) -> bool:
+    """`--ingest`/`--no-ingest`, else yes unless the caller named the run folder (the app ingests its own)."""
+    return bool(args.ingest) if args.ingest is not None else args.run_dir is None
+
+
+def store(folder: RunFolder) -> str:
+    """Ingest a finished run folder into the warehouse; one line saying what landed, or why it stays in the folder.
+
+    A warehouse that is busy past its wait, read-only or unreadable leaves the run in its folder (the app picks
+    up folders nobody ingested, or `python -m core warehouse ingest FOLDER` does it by hand).
+    """
+    from core.warehouse import open_warehouse
+
+    try:
+        with open_warehouse() as wh:
+            report = wh.ingest_run_folder(folder.path)
+            return f"stored in the warehouse {wh.location}: {report}"
+    except InputError as exc:
+        return (f"not stored in the warehouse ({exc}); the run stays in {folder.path}: "
+                f"`python -m core warehouse ingest {folder.path}` stores it later")
+
+
+def _launch_distributed(
+    spec: CalibrationSpec, folder: RunFolder, argv: Sequence[str], *, dry_run: bool, ingest: bool
+) -> int:
     """Write the accelerate config into the run folder and run (or print) `accelerate launch`."""
     if not dry_run:
         spec.runtime_device()  # enough GPUs?
@@ -157,7 +188,10 @@ def _launch_distributed(spec: CalibrationSpec, folder: RunFolder, argv: Sequence
     if dry_run:
         print(shell(command))
         return 0
-    return subprocess.run(command, check=False).returncode
+    code = subprocess.run(command, check=False).returncode
+    if ingest and folder.complete:
+        print(store(folder))
+    return code
 
 
 def _strip(argv: Sequence[str], flags: Sequence[str]) -> list[str]:
@@ -170,7 +204,7 @@ def _strip(argv: Sequence[str], flags: Sequence[str]) -> list[str]:
             continue
         name = item.split("=", 1)[0]
         if name in flags:
-            skip = "=" not in item and name != "--dry-run"
+            skip = "=" not in item and name in ("--run-dir",)  # the only one of them that takes a value
             continue
         out.append(item)
     return out
