@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,37 +43,47 @@ def _rows_file(path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def shared(tmp_path: Path) -> Iterator[tuple[dict[str, str], list[str]]]:
-    """(environment, [url of server 1, url of server 2]): both servers on one warehouse file."""
-    env = {**os.environ, "TUNEWISE_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
-           "TUNEWISE_RUNS_DIR": str(tmp_path / "runs"), "HF_HUB_OFFLINE": "1"}  # fmt: skip
-    for name in ("TUNEWISE_READ_ONLY", "TUNEWISE_PARQUET_ROOT"):
-        env.pop(name, None)
-    init = subprocess.run([sys.executable, "-m", "core", "warehouse", "init"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)  # fmt: skip
-    assert init.returncode == 0, init.stderr
-    servers, urls = [], []
-    for n in (1, 2):
-        port = _free_port()
-        log = (tmp_path / f"streamlit-{n}.log").open("w")
-        servers.append((subprocess.Popen(
+@contextmanager
+def streamlit_server(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """`streamlit run app/main.py` with `env` on a free port; yields its URL once healthy, stops it after."""
+    port = _free_port()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.port", str(port),
              "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT), log))  # fmt: skip
-        urls.append(f"http://127.0.0.1:{port}")
-    try:
-        for (process, _), url in zip(servers, urls, strict=True):
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
             _wait_healthy(url, process)
-        yield env, urls
-    finally:
-        for process, log in servers:
+            yield url
+        finally:
             process.terminate()
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
-            log.close()
+
+
+def app_env(tmp_path: Path) -> dict[str, str]:
+    """The servers' environment: a private warehouse and runs folder, nothing inherited that changes the mode."""
+    env = {**os.environ, "TUNEWISE_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
+           "TUNEWISE_RUNS_DIR": str(tmp_path / "runs"), "HF_HUB_OFFLINE": "1"}  # fmt: skip
+    for name in ("TUNEWISE_READ_ONLY", "TUNEWISE_PARQUET_ROOT"):
+        env.pop(name, None)
+    return env
+
+
+@pytest.fixture
+def shared(tmp_path: Path) -> Iterator[tuple[dict[str, str], list[str]]]:
+    """(environment, [url of server 1, url of server 2]): both servers on one warehouse file."""
+    env = app_env(tmp_path)
+    init = subprocess.run([sys.executable, "-m", "core", "warehouse", "init"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+    assert init.returncode == 0, init.stderr
+    with (streamlit_server(env, tmp_path / "streamlit-1.log") as first,
+          streamlit_server(env, tmp_path / "streamlit-2.log") as second):  # fmt: skip
+        yield env, [first, second]
 
 
 def _open(page: Page, url: str, expect: str = "") -> str:
