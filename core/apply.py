@@ -1,33 +1,34 @@
-"""Make a model train as a method does: peft for adapters, `requires_grad` rules for the rest.
+"""Make a model train as a method does: peft for adapters, the registry's `Trains` rule for the rest.
 
-One entry point shared by the memory trace, the CPU probe and the calibration runner, so each of them works on
-exactly the configuration that was counted.
+One entry point shared by the counter, the memory trace, the CPU probe and the calibration runner, so each of
+them works on exactly the configuration that was counted. Everything method-specific is read from the
+registry entry (`Method.trains`, `Method.frozen_adapter_params`, ...); nothing here names a method.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 from torch import nn
 
-from core.counting import _is_head
-from core.registry import MethodChoice
-from core.skeleton import PEFT_TASK_TYPES, SkeletonKey, top_blocks
+from core.errors import NotApplicableError
+from core.registry import TRAIN_SCOPES, MethodChoice
+from core.skeleton import PEFT_TASK_TYPES, SkeletonKey, is_head, top_blocks
 
 _HALF = {"bf16", "fp16"}
 
 
 def apply_method(model: nn.Module, key: SkeletonKey, choice: MethodChoice) -> nn.Module:
     """`model` (real, fake or meta weights) set up to train as `choice`; peft methods return the PeftModel."""
-    if not choice.spec.is_peft:
-        _select(model, key, choice)
+    if choice.spec.trains is not None:
+        chosen = {id(p) for _, p in trained_parameters(model, key, choice)}
+        for parameter in model.parameters():
+            parameter.requires_grad_(id(parameter) in chosen)
         return model
     import torch
-    from peft import get_peft_model
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        peft_model = get_peft_model(model, choice.peft_config(PEFT_TASK_TYPES[key.task]))
+    peft_model = wrap_peft(model, key, choice)
     if choice.adapter_dtype in _HALF:
         dtype = torch.bfloat16 if choice.adapter_dtype == "bf16" else torch.float16
         for parameter in peft_model.parameters():
@@ -37,16 +38,59 @@ def apply_method(model: nn.Module, key: SkeletonKey, choice: MethodChoice) -> nn
     return peft_model
 
 
-def _select(model: nn.Module, key: SkeletonKey, choice: MethodChoice) -> None:
-    """FFT (everything), BitFit (biases) or partial fine-tuning (top K blocks), plus a sequence-classification head."""
-    if choice.method == "fft":
-        for parameter in model.parameters():
-            parameter.requires_grad_(True)
-        return
-    prefixes: tuple[str, ...] = ()
-    if choice.method == "partial_ft":
-        assert choice.top_layers is not None
-        prefixes = tuple(f"{name}." for name, _ in top_blocks(model, choice.top_layers))
-    for name, parameter in model.named_parameters():
-        selected = name.endswith("bias") if choice.method == "bitfit" else name.startswith(prefixes)
-        parameter.requires_grad_(selected or (key.task == "seq-cls" and _is_head(name)))
+def wrap_peft(
+    model: nn.Module, key: SkeletonKey, choice: MethodChoice, *, low_cpu_mem_usage: bool = False
+) -> nn.Module:
+    """peft's `get_peft_model` with the method's config, then what peft's optimizer helper freezes (LoRA-FA's A).
+    A method peft refuses on this model (or whose config does not fit the task) is a NotApplicableError."""
+    from peft import get_peft_model
+
+    try:
+        config = choice.peft_config(PEFT_TASK_TYPES[key.task])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wrapped = get_peft_model(model, config, low_cpu_mem_usage=low_cpu_mem_usage)
+    except ImportError as exc:
+        why = f"needs a package that is not installed: {_first_line(exc)}"
+        raise NotApplicableError(f"{choice.spec.name} {why}") from None
+    except (ValueError, TypeError, NotImplementedError, RuntimeError, KeyError, AttributeError) as exc:
+        why = f"cannot be applied to {key.model.name}: {_first_line(exc)}"
+        raise NotApplicableError(f"{choice.spec.name} {why}") from None
+    frozen = choice.spec.frozen_adapter_params
+    for name, parameter in wrapped.named_parameters():
+        if any(f".{part}." in name for part in frozen):
+            parameter.requires_grad_(False)
+    return wrapped
+
+
+def trained_parameters(model: nn.Module, key: SkeletonKey, choice: MethodChoice) -> list[tuple[str, nn.Parameter]]:
+    """The parameters (tied ones once) that the method's `Trains` rule selects, plus a new classification head."""
+    rule = choice.spec.trains
+    if rule is None:
+        raise ValueError(f"{choice.spec.name} is a peft method: apply it with wrap_peft")
+    prefixes = _top_prefixes(model, choice) if rule.scope == "top_blocks" else ()
+    selects: dict[str, Callable[[str], bool]] = {
+        "all": lambda name: True,
+        "biases": lambda name: name.endswith("bias"),
+        "top_blocks": lambda name: name.startswith(prefixes),
+    }
+    named = list(model.named_parameters(remove_duplicate=True))
+    body = [(n, p) for n, p in named if selects[rule.scope](n) and not is_head(n)]
+    if not body:
+        raise NotApplicableError(
+            f"{choice.spec.name} trains {TRAIN_SCOPES[rule.scope]}, and {key.model.name} has none; "
+            "choose another method, e.g. lora or ia3"
+        )
+    with_head = rule.scope == "all" or (rule.new_head and key.task == "seq-cls")
+    return body + [(n, p) for n, p in named if with_head and is_head(n)]
+
+
+def _top_prefixes(model: nn.Module, choice: MethodChoice) -> tuple[str, ...]:
+    if choice.top_layers is None:
+        raise ValueError(f"{choice.spec.name} trains the top blocks but has no --top-layers")
+    return tuple(f"{name}." for name, _ in top_blocks(model, choice.top_layers))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,39 +1,35 @@
 """Exact trainable-parameter counts: peft applied to the real model class on the meta device.
 
-For peft methods the count is what `PeftModel.get_nb_trainable_parameters` reports. BitFit and partial
-fine-tuning are not peft methods: they set `requires_grad` themselves, exactly as a training script would.
+For peft methods the count is what `PeftModel.get_nb_trainable_parameters` reports after `wrap_peft` (which
+also freezes what the method's optimizer helper freezes, e.g. LoRA-FA's A). Methods with a registry `Trains`
+rule (full fine-tuning, BitFit, partial fine-tuning) count the parameters `trained_parameters` selects, the
+same ones `apply_method` sets trainable.
 
 Speed: applying peft to every block of a 70B model costs about a second per method, almost all of it in
-creating per-block adapter modules. Transformer blocks are identical, so peft is applied to a copy that
-keeps the first 2 and then 3 blocks of each stack; the difference is one block's exact contribution and
-the full count is `n(2) + (depth - 2) * (n(3) - n(2))`. `block_stacks` only admits stacks whose blocks have
-identical parameter shapes; anything else (and any model under 4 blocks) gets peft on the whole model.
-Tests check both paths agree for every method.
+creating per-block adapter modules. Blocks of one kind are interchangeable, so peft is applied to copies that
+keep a short prefix of each block stack and `skeleton.extrapolate` scales the one-block differences up to
+the full depth (exact; heterogeneous stacks such as DeepSeek's dense-then-MoE layers are kinds of their
+own). Methods whose registry entry says `uniform_blocks=False` get peft on the whole model. Tests check both
+paths agree for every method.
 """
 
 from __future__ import annotations
 
-import warnings
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
 from torch import nn
 
+from core.apply import trained_parameters, wrap_peft
 from core.errors import InputError, NotApplicableError
 from core.models import DTYPE_BYTES, ResolvedModel
 from core.registry import ALL_LINEAR, MethodChoice
-from core.skeleton import (
-    CLASSIFIER_HEAD_NAMES,
-    PEFT_TASK_TYPES,
-    SkeletonKey,
-    block_stacks,
-    fresh_copy,
-    skeleton,
-    top_blocks,
-)
+from core.skeleton import SkeletonKey, extrapolate, fresh_copy, is_head, skeleton
 
 _ADAPTER_DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+_is_head = is_head  # core/memory (states, layout) imports it from here until it reads core.skeleton.is_head
 
 
 @dataclass(frozen=True)
@@ -61,12 +57,9 @@ def unique_parameters(model: nn.Module) -> Iterable[tuple[str, nn.Parameter]]:
 def count_parameters(key: SkeletonKey, choice: MethodChoice) -> ParameterCount:
     """Total, trainable, share and saved bytes for `choice` on the model of `key`."""
     base = skeleton(key)
-    if choice.method == "fft":
+    if choice.spec.trains is not None:
         total = sum(p.numel() for _, p in unique_parameters(base))
-        return _result(choice, total, total, _checkpoint_bytes(key.model, total))
-    if choice.method in ("bitfit", "partial_ft"):
-        trainable = _selected_count(base, key, choice)
-        total = sum(p.numel() for _, p in unique_parameters(base))
+        trainable = sum(p.numel() for _, p in trained_parameters(base, key, choice))
         return _result(choice, total, trainable, _checkpoint_bytes(key.model, trainable))
     _check_targets(base, choice)
     trainable, total, targeted = _peft_counts(key, choice)
@@ -89,25 +82,6 @@ def _result(
 
 def _checkpoint_bytes(model: ResolvedModel, params: int) -> int:
     return params * DTYPE_BYTES[model.saved_dtype]
-
-
-def _is_head(name: str) -> bool:
-    return name.split(".", maxsplit=1)[0] in CLASSIFIER_HEAD_NAMES
-
-
-def _selected_count(base: nn.Module, key: SkeletonKey, choice: MethodChoice) -> int:
-    """BitFit: biases; partial FT: every weight of the top K blocks. Both also train a new classifier head."""
-    head = sum(p.numel() for n, p in unique_parameters(base) if _is_head(n)) if key.task == "seq-cls" else 0
-    if choice.method == "bitfit":
-        biases = sum(p.numel() for n, p in unique_parameters(base) if n.endswith("bias") and not _is_head(n))
-        if biases == 0:
-            raise NotApplicableError(
-                f"BitFit trains biases, and {key.model.name} has none (its linear layers are bias-free); "
-                "choose another method, e.g. lora or ia3"
-            )
-        return biases + head
-    assert choice.top_layers is not None
-    return sum(p.numel() for _, block in top_blocks(base, choice.top_layers) for p in block.parameters()) + head
 
 
 def linear_module_names(model: nn.Module) -> list[str]:
@@ -134,29 +108,27 @@ def _check_targets(base: nn.Module, choice: MethodChoice) -> None:
 
 
 def _peft_counts(key: SkeletonKey, choice: MethodChoice) -> tuple[int, int, tuple[str, ...]]:
-    """(trainable, total, targeted leaf names) as peft reports them, via the block-stack shortcut."""
-    stacks = block_stacks(skeleton(key))
-    if not stacks:
-        return _apply_peft(key, choice, None)
-    keep = dict.fromkeys(stacks, 2)
-    base_trainable, base_total, targeted = _apply_peft(key, choice, keep)
-    trainable, total = base_trainable, base_total
-    for name, depth in stacks.items():
-        grown_trainable, grown_total, _ = _apply_peft(key, choice, {**keep, name: 3})
-        trainable += (depth - 2) * (grown_trainable - base_trainable)
-        total += (depth - 2) * (grown_total - base_total)
-    return trainable, total, targeted
+    """(trainable, total, targeted leaf names) as peft reports them, extrapolated from block-stack prefixes."""
+    targeted: set[str] = set()
 
+    def measure(keep: dict[str, int] | None) -> tuple[int, int]:
+        wrapped = peft_model(key, choice, tuple(keep.items()) if keep else None)
+        _check_rank(wrapped, choice)
+        targeted.update(n.split(".")[-1] for n in getattr(wrapped.base_model, "targeted_module_names", []))
+        trainable, total = wrapped.get_nb_trainable_parameters()
+        return int(trainable), int(total)
 
-def _apply_peft(
-    key: SkeletonKey, choice: MethodChoice, keep_blocks: dict[str, int] | None
-) -> tuple[int, int, tuple[str, ...]]:
-    """Apply the real peft config to a fresh (possibly truncated) meta copy and ask peft for the counts."""
-    wrapped = peft_model(key, choice, tuple(keep_blocks.items()) if keep_blocks else None)
-    _check_rank(wrapped, choice)
-    trainable, total = wrapped.get_nb_trainable_parameters()
-    targeted = tuple(sorted({n.split(".")[-1] for n in getattr(wrapped.base_model, "targeted_module_names", [])}))
-    return int(trainable), int(total), targeted
+    if choice.spec.uniform_blocks:
+        trainable, total = extrapolate(skeleton(key), measure)
+    else:
+        trainable, total = measure(None)
+    if trainable == 0:
+        where = f"the layers it targets ({', '.join(sorted(targeted))})" if targeted else "no layer it targets"
+        raise NotApplicableError(
+            f"{choice.spec.name} trains nothing on {key.model.name}: peft adds no trainable parameter to {where}; "
+            "name other --targets or choose another method"
+        )
+    return trainable, total, tuple(sorted(targeted))
 
 
 @lru_cache(maxsize=64)
@@ -164,21 +136,16 @@ def peft_model(key: SkeletonKey, choice: MethodChoice, keep_blocks: tuple[tuple[
     """The peft-wrapped meta copy of `key`'s skeleton (first N blocks of the named stacks), cached so that the
     memory engine reads the same modules counting built. Do not mutate it."""
     import torch
-    from peft import get_peft_model
 
     model = fresh_copy(skeleton(key), dict(keep_blocks) if keep_blocks else None)
-    config = choice.peft_config(PEFT_TASK_TYPES[key.task])
-    try:
-        with warnings.catch_warnings(), torch.device("meta"):
-            warnings.simplefilter("ignore")
-            return get_peft_model(model, config, low_cpu_mem_usage=True)
-    except (ValueError, TypeError, NotImplementedError, RuntimeError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NotApplicableError(f"{choice.spec.name} cannot be applied to {key.model.name}: {message}") from None
+    # The base is on meta already; peft's own small index tensors need real data where `meta_init` is False.
+    device = torch.device("meta") if choice.spec.meta_init else contextlib.nullcontext()
+    with device:
+        return wrap_peft(model, key, choice, low_cpu_mem_usage=True)
 
 
 def _check_rank(peft_model: nn.Module, choice: MethodChoice) -> None:
-    if choice.rank is None or choice.method in ("oft", "vera"):
+    if choice.rank is None or not choice.spec.rank_bounds_layers:
         return
     for name in getattr(peft_model.base_model, "targeted_module_names", []):
         layer = peft_model.base_model.model.get_submodule(name)

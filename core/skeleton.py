@@ -10,6 +10,7 @@ import copy
 import threading
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -102,37 +103,120 @@ def fresh_copy(model: nn.Module, keep_blocks: dict[str, int] | None = None) -> n
                 model.get_submodule(name)._modules = modules
 
 
-def _signature(block: nn.Module) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    return tuple((name, tuple(p.shape)) for name, p in block.named_parameters())
+def is_head(name: str) -> bool:
+    """Whether parameter or module `name` belongs to a sequence-classification head (new, so it trains)."""
+    return name.split(".", maxsplit=1)[0] in CLASSIFIER_HEAD_NAMES
 
 
-def block_stacks(model: nn.Module) -> dict[str, int]:
-    """Top-level stacks of transformer blocks (name -> depth), e.g. {'model.layers': 32}.
+Signature = tuple[object, ...]
 
-    A stack is a ModuleList of at least 4 modules of one class whose blocks after the first have identical
-    parameter names and shapes (T5's first block alone carries the relative-position bias).
+
+def _signature(block: nn.Module, attention_type: bool) -> Signature:
+    """What makes two blocks interchangeable: class, parameter names and shapes (and, when asked, the
+    attention type a config's `layer_types` gives the block: sliding-window layers save less)."""
+    kind = getattr(block, "attention_type", None) if attention_type else None
+    return (type(block).__name__, kind, *((name, tuple(p.shape)) for name, p in block.named_parameters()))
+
+
+@dataclass(frozen=True)
+class BlockStack:
+    """A stack of transformer blocks and the kind of each block (blocks of one kind are interchangeable).
+
+    `base` is the shortest prefix holding every kind (the copy every count starts from); `steps` are the
+    (index, copies) pairs whose one-block growth `prefix index -> index + 1` measures the kind of block
+    `index`, which `copies` more blocks beyond the base share. DeepSeek's first dense layers, T5's first
+    block (it alone carries the relative-position bias) and interleaved MoE layers are simply other kinds.
     """
-    stacks: dict[str, int] = {}
+
+    name: str
+    kinds: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not self.kinds or sorted(set(self.kinds)) != list(range(len(set(self.kinds)))):
+            raise ValueError(f"stack {self.name}: kinds must number 0..n-1, got {self.kinds}")
+
+    @property
+    def depth(self) -> int:
+        return len(self.kinds)
+
+    @property
+    def base(self) -> int:
+        return max(self.kinds.index(kind) for kind in set(self.kinds)) + 1
+
+    @property
+    def steps(self) -> tuple[tuple[int, int], ...]:
+        beyond = self.kinds[self.base :]
+        seen: dict[int, tuple[int, int]] = {}
+        for index, kind in enumerate(beyond, start=self.base):
+            seen.setdefault(kind, (index, beyond.count(kind)))
+        return tuple(seen.values())
+
+
+def stack_plans(model: nn.Module, *, attention_type: bool = False) -> tuple[BlockStack, ...]:
+    """Top-level stacks of transformer blocks whose blocks repeat (a kind recurs beyond the base prefix).
+
+    A stack is a ModuleList of at least 4 modules, not inside another stack; blocks are grouped into kinds by
+    `_signature`. Stacks where every block is unique gain nothing from extrapolation and are left out.
+    """
+    stacks: list[BlockStack] = []
     for name, module in model.named_modules():
         if not isinstance(module, nn.ModuleList) or len(module) < 4:
             continue
-        if any(name.startswith(f"{outer}.") for outer in stacks):
+        if any(name.startswith(f"{outer.name}.") for outer in stacks):
             continue
-        blocks = list(module)
-        if len({type(b) for b in blocks}) != 1:
-            continue
-        if len({_signature(b) for b in blocks[1:]}) == 1:
-            stacks[name] = len(blocks)
-    return stacks
+        numbering: dict[Signature, int] = {}
+        kinds = tuple(numbering.setdefault(_signature(b, attention_type), len(numbering)) for b in module)
+        stack = BlockStack(name, kinds)
+        if stack.base < stack.depth:
+            stacks.append(stack)
+    return tuple(stacks)
+
+
+def block_stacks(model: nn.Module) -> dict[str, int]:
+    """Top-level stacks whose blocks after the first are all of one kind (name -> depth), e.g. {'model.layers': 32}.
+
+    For callers that extrapolate from "first N blocks" copies themselves; heterogeneous stacks (DeepSeek's dense
+    then MoE layers) are left out here: `stack_plans` and `extrapolate` handle those exactly.
+    """
+    return {s.name: s.depth for s in stack_plans(model) if len(set(s.kinds[1:])) == 1}
+
+
+Measure = Callable[[dict[str, int] | None], Sequence[int]]
+
+
+def extrapolate(model: nn.Module, measure: Measure, *, attention_type: bool = False) -> tuple[int, ...]:
+    """The whole model's value of `measure` from copies that keep only a prefix of each block stack.
+
+    `measure(keep)` evaluates a copy keeping the first `keep[name]` blocks of each named stack (None: the whole
+    model). Exact for any measure that is a sum over blocks plus the rest, when blocks of one kind contribute
+    the same (a count, bytes, elements): value = m(base) + sum over kinds of copies x (m(i + 1) - m(i)).
+    """
+    stacks = stack_plans(model, attention_type=attention_type)
+    if not stacks:
+        return tuple(measure(None))
+    seen: dict[tuple[tuple[str, int], ...], tuple[int, ...]] = {}
+
+    def at(keep: dict[str, int]) -> tuple[int, ...]:
+        key = tuple(keep.items())
+        if key not in seen:
+            seen[key] = tuple(measure(keep))
+        return seen[key]
+
+    base = {stack.name: stack.base for stack in stacks}
+    total = list(at(base))
+    for stack in stacks:
+        for index, copies in stack.steps:
+            low, high = at({**base, stack.name: index}), at({**base, stack.name: index + 1})
+            total = [t + copies * (h - lo) for t, h, lo in zip(total, high, low, strict=True)]
+    return tuple(total)
 
 
 def top_blocks(model: nn.Module, count: int) -> list[tuple[str, nn.Module]]:
     """The last `count` blocks of the model's output-side stack (the decoder for encoder-decoders)."""
-    stacks = block_stacks(model)
+    stacks = stack_plans(model)
     if not stacks:
         raise InputError("partial fine-tuning needs a stack of transformer blocks, and none was found in this model")
-    name = list(stacks)[-1]
-    depth = stacks[name]
+    name, depth = stacks[-1].name, stacks[-1].depth
     if count > depth:
         raise InputError(f"--top-layers {count} exceeds the model's {depth} blocks; choose 1 to {depth}")
     stack = model.get_submodule(name)

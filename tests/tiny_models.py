@@ -1,10 +1,19 @@
-"""Small hand-built configs of each architecture family, as ResolvedModels (no catalogue, no network)."""
+"""Small hand-built configs of each architecture family, as ResolvedModels (no catalogue, no network), and
+peft's own count for a method as the reference every TuneWise count is tested against."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
+import warnings
+from collections.abc import Callable
+
+from torch import nn
 
 from core.models import ResolvedModel
+from core.registry import MethodChoice
+from core.skeleton import PEFT_TASK_TYPES, SkeletonKey, skeleton
 
 TINY_CONFIGS: dict[str, dict] = {
     "llama": {
@@ -87,3 +96,30 @@ TINY_CONFIGS: dict[str, dict] = {
 def tiny_model(family: str, **overrides: object) -> ResolvedModel:
     config = {**TINY_CONFIGS[family], **overrides}
     return ResolvedModel(name=f"tiny-{family}", origin="path", config_json=json.dumps(config, sort_keys=True))
+
+
+def peft_reference(key: SkeletonKey, choice: MethodChoice) -> tuple[int, int]:
+    """(trainable, total) as peft reports them when applied plainly to a full copy of the model (no block-stack
+    shortcut, no TuneWise wrapper), after peft's own optimizer helper where the method needs one (LoRA-FA's
+    helper freezes A)."""
+    import torch
+    from peft import get_peft_model
+    from peft.optimizers import create_lorafa_optimizer, create_loraplus_optimizer
+
+    helpers: dict[str, Callable[[nn.Module], object]] = {
+        "create_lorafa_optimizer": lambda m: create_lorafa_optimizer(
+            m, r=choice.rank, lora_alpha=choice.alpha, lr=1e-4
+        ),
+        "create_loraplus_optimizer": lambda m: create_loraplus_optimizer(
+            m, torch.optim.AdamW, lr=1e-4, loraplus_lr_ratio=16
+        ),
+    }
+    model = copy.deepcopy(skeleton(key))
+    device = torch.device("meta") if choice.spec.meta_init else contextlib.nullcontext()
+    with warnings.catch_warnings(), device:
+        warnings.simplefilter("ignore")
+        wrapped = get_peft_model(model, choice.peft_config(PEFT_TASK_TYPES[key.task]), low_cpu_mem_usage=True)
+        if choice.spec.optimizer:
+            helpers[choice.spec.optimizer](wrapped)
+    trainable, total = wrapped.get_nb_trainable_parameters()
+    return int(trainable), int(total)

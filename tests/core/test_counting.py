@@ -1,20 +1,18 @@
 """Exact counts: published totals, peft's own numbers for every method, BitFit and partial FT by hand."""
 
-import copy
 import warnings
 
 import pytest
 import torch
 import transformers
-from peft import get_peft_model
-from tiny_models import TINY_CONFIGS, tiny_model
+from tiny_models import peft_reference, tiny_model
 
 from core import catalogue
 from core.counting import count_parameters
 from core.errors import InputError, NotApplicableError
 from core.models import resolve_model
 from core.registry import MethodChoice, method_ids
-from core.skeleton import PEFT_TASK_TYPES, SkeletonKey, default_task, skeleton
+from core.skeleton import SkeletonKey, default_task, skeleton
 
 EXACT_TOTALS = {
     "meta-llama/Llama-2-7b-hf": 6_738_415_616,
@@ -24,7 +22,8 @@ EXACT_TOTALS = {
     "TinyLlama/TinyLlama-1.1B-Chat-v1.0": 1_100_048_384,
     "facebook/opt-13b": 12_853_473_280,
 }
-PEFT_METHODS = [m for m in method_ids() if MethodChoice(m).spec.is_peft]
+# BOFT builds an in x in permutation per layer on the CPU: 32 full 7B blocks take minutes, so tiny models test it.
+PEFT_METHODS = [m for m in method_ids() if MethodChoice(m).spec.is_peft and m != "boft"]
 
 
 def _key(name: str, task: str | None = None) -> SkeletonKey:
@@ -63,37 +62,19 @@ def test_catalogue_counts_match_transformers(repo_id: str) -> None:
         assert ours == seq_cls.num_parameters()
 
 
-def _peft_reference(key: SkeletonKey, choice: MethodChoice) -> tuple[int, int]:
-    """What peft reports when applied plainly to a full copy of the model (no shortcut)."""
-    model = copy.deepcopy(skeleton(key))
-    with warnings.catch_warnings(), torch.device("meta"):
-        warnings.simplefilter("ignore")
-        peft_model = get_peft_model(model, choice.peft_config(PEFT_TASK_TYPES[key.task]))
-    return peft_model.get_nb_trainable_parameters()
-
-
-@pytest.mark.parametrize("tiny_family", sorted(TINY_CONFIGS))
-@pytest.mark.parametrize("method", PEFT_METHODS)
-def test_every_peft_method_matches_peft_on_tiny_families(method: str, tiny_family: str) -> None:
-    key = SkeletonKey(tiny_model(tiny_family), default_task(tiny_model(tiny_family)), 3)
-    choice = MethodChoice(method, rank=4) if "rank" in MethodChoice(method).spec.defaults else MethodChoice(method)
-    try:
-        ours = count_parameters(key, choice)
-    except NotApplicableError as exc:  # e.g. LoHa on GPT-2's Conv1D: peft itself refuses
-        with pytest.raises((ValueError, TypeError)):
-            _peft_reference(key, choice)
-        assert "cannot be applied" in str(exc)
-        return
-    assert (ours.trainable_params, ours.total_params) == _peft_reference(key, choice)
-    assert ours.trainable_share == pytest.approx(ours.trainable_params / ours.total_params)
-
-
 @pytest.mark.parametrize("method", PEFT_METHODS)
 def test_every_peft_method_matches_peft_on_llama_2_7b(method: str) -> None:
+    """The block-stack extrapolation on a real 32-block model equals peft on the whole model."""
     key = _key("meta-llama/Llama-2-7b-hf")
-    choice = MethodChoice(method)
-    ours = count_parameters(key, choice)
-    assert (ours.trainable_params, ours.total_params) == _peft_reference(key, choice)
+    choice = MethodChoice(method, top_layers=4) if method == "adaption_prompt" else MethodChoice(method)
+    try:
+        ours = count_parameters(key, choice)
+    except NotApplicableError as exc:  # e.g. VB-LoRA's vector length must divide the widths
+        assert "\n" not in str(exc)
+        with pytest.raises(Exception):  # noqa: B017 (peft's refusals use many exception types)
+            peft_reference(key, choice)
+        return
+    assert (ours.trainable_params, ours.total_params) == peft_reference(key, choice)
 
 
 def test_bitfit_counts_exactly_the_biases() -> None:

@@ -63,6 +63,9 @@ def test_targets_are_split_and_kept() -> None:
         ({"method": "adalora", "rank": 16, "init_rank": 8}, "below the target --rank"),
         ({"method": "lora", "adapter_dtype": "int4"}, "--adapter-dtype"),
         ({"method": "lorra"}, "unknown method 'lorra'"),
+        ({"method": "boft", "block_size": 0}, "--block-size 0 must be a positive integer"),
+        ({"method": "trainable_tokens", "tokens": -1}, "--tokens -1 must be at least 1"),
+        ({"method": "boft", "rank": 4}, "does not take --rank"),
     ],
 )
 def test_bad_knobs_are_one_line_errors(kwargs: dict, message: str) -> None:
@@ -73,6 +76,61 @@ def test_bad_knobs_are_one_line_errors(kwargs: dict, message: str) -> None:
 
 def test_lookup_is_forgiving_about_case_and_dashes() -> None:
     assert get_method("Prefix-Tuning").id == "prefix_tuning"
+
+
+@pytest.mark.parametrize(
+    ("name", "method_id"),
+    [
+        ("LoRA+", "loraplus"),
+        ("rsLoRA", "rslora"),
+        ("MiSS", "miss"),
+        ("Bone", "miss"),
+        ("(IA)^3", "ia3"),
+        ("VB-LoRA", "vblora"),
+        ("LoRA-FA", "lora_fa"),
+        ("LLaMA-Adapter", "adaption_prompt"),
+        ("Full fine-tuning", "fft"),
+        ("Houlsby", "adapter"),
+    ],
+)
+def test_literature_names_are_aliases(name: str, method_id: str) -> None:
+    assert get_method(name).id == method_id
+
+
+def test_lora_plus_is_not_lora() -> None:
+    """'+' is spelled out before punctuation is dropped, so LoRA+ does not collapse onto LoRA."""
+    assert get_method("LoRA+").id != get_method("LoRA").id
+
+
+def test_every_method_has_a_family_and_one_way_to_train() -> None:
+    assert "orthogonal" in FAMILIES
+    for method in METHODS.values():
+        assert method.family in FAMILIES, method.id
+        if method.estimable:
+            assert method.is_peft != (method.trains is not None), method.id
+    assert {METHODS[m].family for m in ("oft", "boft", "hra")} == {"orthogonal"}
+    assert [m for m in method_ids() if METHODS[m].trains is not None] == ["fft", "partial_ft", "bitfit"]
+
+
+def test_trains_rules_are_declared() -> None:
+    assert (METHODS["fft"].trains.scope, METHODS["bitfit"].trains.scope, METHODS["partial_ft"].trains.scope) == (
+        "all",
+        "biases",
+        "top_blocks",
+    )
+    assert METHODS["bitfit"].trains.new_head
+
+
+def test_soft_prompts_say_where_their_tokens_go() -> None:
+    places = {m: METHODS[m].soft_prompt for m in method_ids() if METHODS[m].family == "soft-prompt"}
+    assert places["prompt_tuning"] == places["p_tuning"] == "input"
+    assert places["prefix_tuning"] == places["adaption_prompt"] == "attention"
+    assert all(METHODS[m].soft_prompt == "none" for m in method_ids() if METHODS[m].family != "soft-prompt")
+
+
+def test_evidence_only_methods_say_why() -> None:
+    with pytest.raises(InputError, match="already trained LoRA adapters"):
+        MethodChoice("xlora")
 
 
 def test_peft_configs_carry_the_knobs() -> None:
@@ -88,3 +146,17 @@ def test_peft_configs_carry_the_knobs() -> None:
     assert (ada.target_r, ada.init_r) == (4, 10)
     assert MethodChoice("prefix_tuning", virtual_tokens=7).peft_config("CAUSAL_LM").num_virtual_tokens == 7
     assert MethodChoice("bitfit").peft_config("CAUSAL_LM") is None
+    assert MethodChoice("rslora").peft_config("CAUSAL_LM").use_rslora
+    assert MethodChoice("pissa").peft_config("CAUSAL_LM").init_lora_weights == "pissa"
+    assert MethodChoice("olora").peft_config("CAUSAL_LM").init_lora_weights == "olora"
+    assert MethodChoice("boft", block_size=8).peft_config("CAUSAL_LM").boft_block_size == 8
+    assert MethodChoice("fourierft", n_frequency=300).peft_config("CAUSAL_LM").n_frequency == 300
+    assert MethodChoice("trainable_tokens", tokens=3).peft_config("CAUSAL_LM").token_indices == [0, 1, 2]
+    adaption = MethodChoice("adaption_prompt", virtual_tokens=5, top_layers=3).peft_config("CAUSAL_LM")
+    assert (adaption.adapter_len, adaption.adapter_layers) == (5, 3)
+
+
+def test_labels_name_the_knobs() -> None:
+    assert MethodChoice("lora", rank=16, targets="all-linear").label() == "LoRA r=16 (all-linear)"
+    assert MethodChoice("oft", rank=4).label() == "OFT blocks=4"
+    assert MethodChoice("boft").label() == "BOFT block 4"
