@@ -39,8 +39,7 @@ SOURCES, MODELS, TASKS = 500, 200, 600
 
 def build(wh: Warehouse, total: int) -> None:
     """Add synthetic sources, models, tasks, setups and results until the warehouse holds `total` results."""
-    cur = wh.cursor()
-    ((existing,),) = cur.execute("SELECT count(*) FROM results").fetchall()
+    ((existing,),) = wh.cursor().execute("SELECT count(*) FROM results").fetchall()
     missing = total - existing
     setups = -(-missing // 8)
     peft = [m for m in method_ids() if METHODS[m].family != "full"]
@@ -102,7 +101,7 @@ def build(wh: Warehouse, total: int) -> None:
             [import_id, peft],
         )
         refresh_pairs(w, import_id)
-    ((done,),) = cur.execute("SELECT count(*) FROM results").fetchall()
+    ((done,),) = wh.cursor().execute("SELECT count(*) FROM results").fetchall()  # the newly published version
     if done != total:
         raise RuntimeError(f"built {done} results, wanted {total}")
 

@@ -32,7 +32,7 @@ from core.errors import InputError
 from core.warehouse import migrate
 from core.warehouse.export import base_tables, export_folder
 from core.warehouse.paths import ENV_PARQUET_ROOT
-from core.warehouse.store import write_lock
+from core.warehouse.store import QUIET, write_lock
 
 POINTER = "CURRENT"
 VERSIONS = "versions"
@@ -117,7 +117,7 @@ class ParquetSnapshots:
         return con
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect()
+        con = duckdb.connect(config=QUIET)
         if self.root.startswith("s3://"):
             con.execute("CREATE SECRET tunewise_s3 (TYPE s3, PROVIDER credential_chain)")
         return con

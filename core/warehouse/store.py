@@ -37,6 +37,7 @@ import duckdb
 from core.errors import InputError
 
 SNAPSHOT = "tunewise_snapshot"  # the catalog name a reader attaches the published file under
+QUIET = {"enable_progress_bar": False}  # long writes must not draw progress bars over a CLI's one-line output
 _POLL_S = 0.05
 
 
@@ -69,7 +70,7 @@ class FileSnapshots:
         self._con: duckdb.DuckDBPyConnection | None = None
 
     def _attach(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect()
+        con = duckdb.connect(config=QUIET)
         try:
             con.execute(f"ATTACH {_literal(str(self.file))} AS {SNAPSHOT} (READ_ONLY)")
         except duckdb.Error as exc:
@@ -164,7 +165,7 @@ def write_session(file: Path, action: str, wait_s: float) -> Iterator[duckdb.Duc
                 shutil.copyfile(file, copy)
                 if wal.exists():  # left by an older TuneWise that wrote in place; DuckDB replays it on open
                     shutil.copyfile(wal, copy.with_name(f"{copy.name}.wal"))
-            con = duckdb.connect(str(copy))
+            con = duckdb.connect(str(copy), config=QUIET)
             try:
                 yield con
                 con.execute("CHECKPOINT")
