@@ -117,7 +117,7 @@ class ParquetSnapshots:
         return con
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect(config=QUIET)
+        con = duckdb.connect()
         if self.root.startswith("s3://"):
             con.execute("CREATE SECRET tunewise_s3 (TYPE s3, PROVIDER credential_chain)")
         return con
@@ -140,7 +140,9 @@ class ParquetSnapshots:
                 if self._con is None or version != self._version:
                     self._con, self._version = self._build(version), version
             assert self._con is not None
-            return self._con.cursor()
+            cur = self._con.cursor()
+        cur.execute(QUIET)
+        return cur
 
     def close(self) -> None:
         with self._guard:

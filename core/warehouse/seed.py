@@ -20,6 +20,7 @@ from core.warehouse import conventions, paths
 from core.warehouse.importer import prepare, read_file, write_prepared
 from core.warehouse.models import link_model
 from core.warehouse.normalise import OTHER, normalise_method
+from core.warehouse.queries import task_types
 
 _CLAIM_COLUMNS = (
     "claim_id", "source", "base_model", "base_params_b", "task", "task_type", "train_examples",
@@ -119,7 +120,7 @@ def seed_if_empty(cur: duckdb.DuckDBPyConnection) -> bool:
     if published:
         return False
     table = read_file(paths.PUBLISHED_RESULTS_CSV, paths.PUBLISHED_RESULTS_CSV.stat().st_size)
-    prepared = prepare(table, [r[0] for r in cur.execute("SELECT task_type FROM task_types").fetchall()])
+    prepared = prepare(table, task_types(cur))  # a connection is Readable: its cursor() sees what it committed
     claims = read_claims(paths.SEED_CLAIMS_CSV)
     notes = read_source_notes(paths.PUBLISHED_SOURCES_MD)
     write_prepared(cur, prepared, origin="published")

@@ -37,7 +37,7 @@ import duckdb
 from core.errors import InputError
 
 SNAPSHOT = "tunewise_snapshot"  # the catalog name a reader attaches the published file under
-QUIET = {"enable_progress_bar": False}  # long writes must not draw progress bars over a CLI's one-line output
+QUIET = "SET enable_progress_bar = false"  # per connection: no progress bars over a CLI's one-line output
 _POLL_S = 0.05
 
 
@@ -70,7 +70,7 @@ class FileSnapshots:
         self._con: duckdb.DuckDBPyConnection | None = None
 
     def _attach(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect(config=QUIET)
+        con = duckdb.connect()
         try:
             con.execute(f"ATTACH {_literal(str(self.file))} AS {SNAPSHOT} (READ_ONLY)")
         except duckdb.Error as exc:
@@ -87,6 +87,7 @@ class FileSnapshots:
                 self._con, self._identity = self._attach(), identity
             cur = self._con.cursor()
         cur.execute(f"USE {SNAPSHOT}")
+        cur.execute(QUIET)
         return cur
 
     def close(self) -> None:
@@ -165,7 +166,8 @@ def write_session(file: Path, action: str, wait_s: float) -> Iterator[duckdb.Duc
                 shutil.copyfile(file, copy)
                 if wal.exists():  # left by an older TuneWise that wrote in place; DuckDB replays it on open
                     shutil.copyfile(wal, copy.with_name(f"{copy.name}.wal"))
-            con = duckdb.connect(str(copy), config=QUIET)
+            con = duckdb.connect(str(copy))
+            con.execute(QUIET)
             try:
                 yield con
                 con.execute("CHECKPOINT")
