@@ -2,10 +2,14 @@
 
 Batch: `--input IN.csv --output OUT.csv`. IN has the columns id, task_type, base_params_b, train_examples,
 method, rank, trainable_pct, adversarial (no / ood / yes); only id, task_type and method are required and
-every other cell may be blank (an optional `targets` column is read too). OUT has one row per input row:
-id, gap_mean, gap_low, gap_high, n_evidence, verdict, and for ood / adversarial rows the separate robustness
-estimate; a row with a problem keeps its id, gets no numbers and says why in `error` (also printed to stderr
-by id). Exit code 0 when every row was predicted, 1 when some rows had problems, 2 for a bad file.
+every other cell may be blank (an optional `targets` column is read too). Any method name is answered: a
+registry id, a literature name read as its family (PiSSA, BOFT, Houlsby adapter...) or PEFT in general, and
+any task type (qa is read as extraction), each with a note in `notes`. OUT has one row per input row, in
+order: id, gap_mean, gap_low, gap_high, p_fft_better (FFT ahead by more than 1 point), n_evidence,
+n_sources, verdict, method_read_as, notes, and for ood / adversarial rows the separate robustness estimate;
+a row with a problem keeps its id, gets no numbers and says in `error` what is wrong and how to fix it (also
+printed to stderr by id). Exit code 0 whenever OUT was written; 2 when IN cannot be read (missing, not a
+CSV, or without the required columns) or OUT cannot be written.
 """
 
 from __future__ import annotations
@@ -16,20 +20,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from core.cli._common import print_json
 from core.errors import InputError
-from core.gap.features import FeatureTable, GapScenario
+from core.gap.features import GapScenario
 from core.gap.forgetting import forgetting
-from core.gap.model import GapModel, gap_model, verdict
+from core.gap.model import GapModel, GapPrediction, gap_model
 from core.gap.robustness import robustness
 
 REQUIRED = ("id", "task_type", "method")
 OPTIONAL = ("base_params_b", "train_examples", "rank", "trainable_pct", "adversarial", "targets")
-OUTPUT = ("id", "gap_mean", "gap_low", "gap_high", "n_evidence", "verdict", "robust_mean", "robust_low",
-          "robust_high", "robust_basis", "error")  # fmt: skip
+OUTPUT = ("id", "gap_mean", "gap_low", "gap_high", "p_fft_better", "n_evidence", "n_sources", "verdict",
+          "method_read_as", "notes", "robust_mean", "robust_low", "robust_high", "robust_basis", "error")  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -80,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
                                                                          "forgetting": forget.to_dict()})  # fmt: skip
         return 0
     print(f"{scenario.method} on {scenario.task_type} ({scenario.distribution}): {prediction.summary()}")
+    for line in [*prediction.notes, *([prediction.crossover.summary()] if prediction.crossover else [])]:
+        print(f"note: {line}")
+    print(f"held-out accuracy: {model.heldout_summary()}")
     if prediction.evidence:
         print(
             f"evidence (most similar first, {min(args.evidence, len(prediction.evidence))} of {prediction.n_evidence}):"
@@ -168,50 +174,49 @@ def scenario_from_row(row: pd.Series) -> GapScenario:
     )
 
 
+def _read_as(prediction: GapPrediction) -> str:
+    match = prediction.scenario.match
+    return {"method": match.method_id or "", "family": f"family {match.family}", "peft": "PEFT in general"}[match.level]
+
+
 def predict_batch(frame: pd.DataFrame, model: GapModel) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """One output row per input row, and (id, problem) for every row that could not be predicted."""
     out = pd.DataFrame({c: pd.Series([""] * len(frame), dtype=object) for c in OUTPUT})
     out["id"] = [_cell(r, "id") for _, r in frame.iterrows()]
     problems: list[tuple[str, str]] = []
     seen: set[str] = set()
-    valid: list[tuple[int, GapScenario]] = []
     for i, row in frame.iterrows():
         rid = out.at[i, "id"]
         try:
             if not rid:
-                raise InputError(f"id is blank (line {int(i) + 2} of the file)")
+                raise InputError(f"id is blank (line {int(i) + 2} of the file): give every row an id")
             if rid in seen:
-                raise InputError("id repeats an earlier row")
+                raise InputError("id repeats an earlier row: give every row its own id")
             seen.add(rid)
-            scenario = scenario_from_row(row)
-            model.check(scenario)
-        except InputError as exc:
-            out.at[i, "error"] = str(exc)
-            problems.append((rid or f"<blank, line {int(i) + 2}>", str(exc)))
+            prediction = model.predict(scenario_from_row(row))
+        except (InputError, ValueError) as exc:  # a row's problem never stops the others
+            out.at[i, "error"] = str(exc).splitlines()[0]
+            problems.append((rid or f"<blank, line {int(i) + 2}>", out.at[i, "error"]))
             continue
-        valid.append((int(i), scenario))
-    if valid:
-        index = [i for i, _ in valid]
-        mean, low, high, n_evidence = model.interval(FeatureTable.from_scenarios([s for _, s in valid]))
-        out.loc[index, "gap_mean"] = np.round(mean, 3)
-        out.loc[index, "gap_low"] = np.round(low, 3)
-        out.loc[index, "gap_high"] = np.round(high, 3)
-        out.loc[index, "n_evidence"] = n_evidence
-        out.loc[index, "verdict"] = [verdict(lo, hi) for lo, hi in zip(low, high, strict=True)]
-        for i, scenario in valid:
-            if scenario.distribution == "in-domain":
-                continue
-            rob = robustness(model.pairs, list(model.claims), scenario)
-            est = rob.ood if scenario.distribution == "ood" else rob.adversarial
-            if est.mean is not None and est.low is not None and est.high is not None:
-                out.loc[i, ["robust_mean", "robust_low", "robust_high"]] = [
-                    round(est.mean, 3),
-                    round(est.low, 3),
-                    round(est.high, 3),
-                ]
-            out.at[i, "robust_basis"] = (
-                f"{est.n} {est.basis} in {est.n_sources} source{'s' if est.n_sources != 1 else ''}"
-            )
+        out.loc[i, ["gap_mean", "gap_low", "gap_high", "p_fft_better"]] = [
+            round(prediction.mean, 3), round(prediction.low, 3), round(prediction.high, 3),
+            round(prediction.p_fft_better, 4),
+        ]  # fmt: skip
+        out.loc[i, ["n_evidence", "n_sources", "verdict"]] = [
+            prediction.n_evidence, prediction.n_sources, prediction.verdict
+        ]
+        out.at[i, "method_read_as"] = _read_as(prediction)
+        out.at[i, "notes"] = "; ".join(prediction.notes)
+        scenario = prediction.scenario
+        if scenario.distribution == "in-domain":
+            continue
+        rob = robustness(model.pairs, list(model.claims), scenario)
+        est = rob.ood if scenario.distribution == "ood" else rob.adversarial
+        if est.mean is not None and est.low is not None and est.high is not None:
+            out.loc[i, ["robust_mean", "robust_low", "robust_high"]] = [
+                round(est.mean, 3), round(est.low, 3), round(est.high, 3)
+            ]
+        out.at[i, "robust_basis"] = f"{est.n} {est.basis} in {est.n_sources} source{'s' if est.n_sources != 1 else ''}"
     return out, problems
 
 
@@ -228,4 +233,4 @@ def run_batch(input_path: Path, output_path: Path) -> int:
     print(
         f"wrote {len(out)} rows to {output_path} ({len(out) - len(problems)} predicted, {len(problems)} with problems)"
     )
-    return 1 if problems else 0
+    return 0

@@ -88,17 +88,20 @@ def render(result: Recommendation) -> None:
     )
     rows = []
     for i, o in enumerate(result.options, 1):
-        gap = (
-            "n/a"
-            if o.plan is None
-            else ("0 (reference)" if o.gap is None else f"{o.gap.mean:+.1f} [{o.gap.low:+.1f}, {o.gap.high:+.1f}]")
-        )
-        hours = "" if o.plan is None else f"{req.tasks * o.plan.hours:.1f}"
-        dollars = "" if o.plan is None else f"{req.tasks * o.plan.dollars:,.0f}"
-        storage = "" if o.plan is None else human_bytes(o.storage_bytes)
-        fits = "n/a" if o.plan is None else ("yes" if o.fits else "no")
-        rows.append([str(i), o.label, fits, f"{o.score:.2f}" if o.plan else "", gap, hours, dollars, storage])
-    print_table(["#", "method", "fits", "score", "gap, points [80%]", "hours", "USD", "storage"], rows)
+        c = o.candidate
+        if c is None:
+            rows.append([str(i), o.label, "n/a", "", "n/a", "", "", "", "", ""])
+            continue
+        gap = "0 (reference)" if c.gap is None else f"{c.gap.mean:+.1f} [{c.gap.low:+.1f}, {c.gap.high:+.1f}]"
+        p_fft = "" if c.gap is None else f"{c.gap.p_fft_better:.0%}"
+        pairs = "reference" if c.gap is None else str(c.reported)
+        rows.append([str(i), o.label, "yes" if o.fits else "no", f"{o.score:.2f}", gap, p_fft, pairs,
+                     f"{req.tasks * c.plan.hours:.1f}", f"{req.tasks * c.plan.dollars:,.0f}",
+                     human_bytes(c.storage_bytes)])  # fmt: skip
+    print_table(["#", "method", "fits", "score", "gap, points [80%]", "P(FFT > +1)", "own pairs", "hours", "USD",
+                 "storage"], rows)  # fmt: skip
+    if result.best_peft is not None:
+        print(f"best PEFT option: {result.best_peft.label}")
     _section("why each", [o.reason for o in result.options])
     _section("recommendation", result.rationale, bullet=" ")
     _section("to make full fine-tuning fit", result.make_fft_fit)

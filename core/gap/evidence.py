@@ -1,11 +1,11 @@
-"""Which published pairs speak to a scenario, and how much: the similarity kernel and the evidence rows.
+"""Which published pairs an answer shows, and in what order: the similarity kernel and the evidence rows.
 
 The similarity of a pair to a scenario is a product of per-feature factors in [0, 1] (a product kernel, as
 in Nadaraya-Watson regression with mixed data; Racine & Li 2004, "Nonparametric estimation of regression
 functions with both categorical and continuous data"). Categorical features multiply by 1 when equal and
 by a fixed factor when not; continuous log features by a Gaussian in their distance; a feature only one
-side knows multiplies by `UNKNOWN`. The factors below were chosen by leave-one-source-out error on the
-shipped warehouse (benchmarks/bench_gap.py) from a small grid, not tuned per row.
+side knows multiplies by `unknown`. The factors live in `settings.GapSettings`; the kernel orders the rows
+an answer shows (which rows are shown is `GapModel.evidence`: the method's own pairs, or its family's).
 """
 
 from __future__ import annotations
@@ -18,58 +18,45 @@ import numpy as np
 import pandas as pd
 
 from core.gap.features import FeatureTable, GapScenario
-
-# Factor for a mismatch of each categorical feature.
-OTHER_TASK_TYPE = 0.1
-SAME_FAMILY_OTHER_METHOD = 0.5
-OTHER_FAMILY = 0.05
-OTHER_DISTRIBUTION = 0.1
-OTHER_TARGETS = 0.5
-# Gaussian bandwidths, in the feature's log units (decades, or doublings for rank).
-BANDWIDTH_PARAMS = 0.5
-BANDWIDTH_SIZE = 0.75
-BANDWIDTH_RANK = 1.5
-BANDWIDTH_SHARE = 0.75
-UNKNOWN = 0.5  # one side knows the feature, the other does not (examples vs tokens counts as this too)
-
-EVIDENCE_MIN_WEIGHT = 0.15  # a pair counts as evidence (n_evidence, the list) from this similarity on: above
-# one categorical mismatch alone (0.1), so pairs of another task type or family do not count as evidence
+from core.gap.settings import GapSettings
 
 
 def _categorical(a: np.ndarray, b: np.ndarray, mismatch: float) -> np.ndarray:
     return np.where(a[:, None] == b[None, :], 1.0, mismatch)
 
 
-def _continuous(a: np.ndarray, b: np.ndarray, bandwidth: float) -> np.ndarray:
+def _continuous(a: np.ndarray, b: np.ndarray, bandwidth: float, unknown: float) -> np.ndarray:
     both_known = ~np.isnan(a)[:, None] & ~np.isnan(b)[None, :]
     neither = np.isnan(a)[:, None] & np.isnan(b)[None, :]
     distance = np.nan_to_num(a[:, None] - b[None, :]) / bandwidth
-    return np.where(both_known, np.exp(-0.5 * distance**2), np.where(neither, 1.0, UNKNOWN))
+    return np.where(both_known, np.exp(-0.5 * distance**2), np.where(neither, 1.0, unknown))
 
 
-def similarity(query: FeatureTable, pairs: FeatureTable) -> np.ndarray:
+def similarity(query: FeatureTable, pairs: FeatureTable, s: GapSettings) -> np.ndarray:
     """Similarity weights, one row per query and one column per pair, each in [0, 1]."""
-    family_or_other = np.where(query.family[:, None] == pairs.family[None, :], SAME_FAMILY_OTHER_METHOD, OTHER_FAMILY)
-    weights = np.where(query.method[:, None] == pairs.method[None, :], 1.0, family_or_other)
-    weights = weights * _categorical(query.task_type, pairs.task_type, OTHER_TASK_TYPE)
-    weights = weights * _categorical(query.distribution, pairs.distribution, OTHER_DISTRIBUTION)
+    same_method = (query.method[:, None] == pairs.method[None, :]) & (query.method[:, None] != "")
+    same_family = query.family[:, None] == pairs.family[None, :]
+    weights = np.where(same_method, 1.0, np.where(same_family, s.same_family_other_method, s.other_family))
+    weights = weights * _categorical(query.task_type, pairs.task_type, s.other_task_type)
+    weights = weights * _categorical(query.distribution, pairs.distribution, s.other_distribution)
     known_targets = (query.targets[:, None] != "unknown") & (pairs.targets[None, :] != "unknown")
     # Targets are rarely published: a side that does not say leaves the weight alone.
-    weights = weights * np.where(known_targets, _categorical(query.targets, pairs.targets, OTHER_TARGETS), 1.0)
-    weights = weights * _continuous(query.log_params, pairs.log_params, BANDWIDTH_PARAMS)
-    weights = weights * _size_kernel(query, pairs)
+    weights = weights * np.where(known_targets, _categorical(query.targets, pairs.targets, s.other_targets), 1.0)
+    weights = weights * _continuous(query.log_params, pairs.log_params, s.bandwidth_params, s.unknown)
+    weights = weights * _size_kernel(query, pairs, s)
     ranked = query.ranked[:, None] & pairs.ranked[None, :]
-    weights = weights * np.where(ranked, _continuous(query.log_rank, pairs.log_rank, BANDWIDTH_RANK), 1.0)
-    return weights * _continuous(query.log_share, pairs.log_share, BANDWIDTH_SHARE)
+    rank = _continuous(query.log_rank, pairs.log_rank, s.bandwidth_rank, s.unknown)
+    weights = weights * np.where(ranked, rank, 1.0)
+    return weights * _continuous(query.log_share, pairs.log_share, s.bandwidth_share, s.unknown)
 
 
-def _size_kernel(query: FeatureTable, pairs: FeatureTable) -> np.ndarray:
-    """Examples compare with examples and tokens with tokens; a count against a token budget is UNKNOWN."""
-    examples = _continuous(query.log_examples, pairs.log_examples, BANDWIDTH_SIZE)
-    tokens = _continuous(query.log_tokens, pairs.log_tokens, BANDWIDTH_SIZE)
+def _size_kernel(query: FeatureTable, pairs: FeatureTable, s: GapSettings) -> np.ndarray:
+    """Examples compare with examples and tokens with tokens; a count against a token budget is `unknown`."""
+    examples = _continuous(query.log_examples, pairs.log_examples, s.bandwidth_size, s.unknown)
+    tokens = _continuous(query.log_tokens, pairs.log_tokens, s.bandwidth_size, s.unknown)
     q_tokens = ~np.isnan(query.log_tokens)[:, None]
     p_tokens = ~np.isnan(pairs.log_tokens)[None, :]
-    return np.where(q_tokens | p_tokens, np.where(q_tokens & p_tokens, tokens, UNKNOWN), examples)
+    return np.where(q_tokens | p_tokens, np.where(q_tokens & p_tokens, tokens, s.unknown), examples)
 
 
 @dataclass(frozen=True)
@@ -86,6 +73,7 @@ class EvidenceRow:
     distribution: str
     method: str
     method_raw: str
+    family: str
     gap: float
     similarity: float
     origin: str
@@ -111,11 +99,9 @@ def _optional_int(value: Any) -> int | None:
     return None if value is None or pd.isna(value) else int(value)
 
 
-def evidence_rows(
-    pairs: pd.DataFrame, weights: np.ndarray, *, min_weight: float = EVIDENCE_MIN_WEIGHT
-) -> list[EvidenceRow]:
-    """The pairs at or above `min_weight`, most similar first; `pairs` is the prepared training frame."""
-    order = [int(i) for i in np.argsort(-weights, kind="stable") if weights[i] >= min_weight]
+def evidence_rows(pairs: pd.DataFrame, weights: np.ndarray, chosen: np.ndarray) -> list[EvidenceRow]:
+    """The `chosen` pairs (a boolean mask over the prepared training frame), most similar first."""
+    order = [int(i) for i in np.argsort(-weights, kind="stable") if chosen[i]]
     rows = []
     for i in order:
         r = pairs.iloc[i]
@@ -131,6 +117,7 @@ def evidence_rows(
                 distribution=str(r["distribution"]),
                 method=str(r["method_id"]),
                 method_raw=str(r.get("method_raw", "") or r["method_id"]),
+                family=str(r["family"]),
                 gap=float(r["y"]),
                 similarity=round(float(weights[i]), 4),
                 origin=str(r.get("origin", "published") or "published"),
@@ -157,6 +144,7 @@ class ClaimRow:
     comparison: str
     gap: float | None
     text: str
+    method_id: str | None = None  # the PEFT method the claim compares with FFT, when it names one
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -179,6 +167,7 @@ def claim_rows(claims: pd.DataFrame) -> list[ClaimRow]:
                 comparison=str(c["comparison"]),
                 gap=None if gap is None or pd.isna(gap) else float(gap),
                 text=notes,
+                method_id=None if pd.isna(c.get("method_id")) else str(c.get("method_id")),
             )
         )
     return out

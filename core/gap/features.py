@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InputError
+from core.gap.names import MethodMatch, match_method, match_task
+from core.gap.pairs import NOT_FITTED_FAMILIES
 from core.registry import METHODS
 from core.warehouse.conventions import distribution as read_distribution
 
@@ -30,7 +32,6 @@ PARAMS_CENTRE = 0.0  # log10(1B)
 
 DISTRIBUTIONS: tuple[str, ...] = ("in-domain", "ood", "adversarial")
 TARGET_KINDS: tuple[str, ...] = ("all-linear", "attention", "unknown")
-NOT_FITTED_FAMILIES = frozenset({"full", "baseline"})  # the reference itself, and rows that are not a method
 RANKED_METHODS = frozenset(m.id for m in METHODS.values() if "rank" in m.defaults)
 _MLP_NAMES = re.compile(r"all|mlp|ffn|fc|up|down|gate|dense|w[123io]\b|wi|wo", re.IGNORECASE)
 
@@ -54,7 +55,9 @@ class GapScenario:
     """What the user asks about: a PEFT method on a task, against full fine-tuning of the same model.
 
     Blank (None) fields are unknown; the predictor then averages over the evidence instead of guessing.
-    `distribution` is in-domain, ood or adversarial (the batch file's `no`, `ood`, `yes` are accepted).
+    `method` is any name (a registry id, a literature name such as PiSSA or 'Houlsby adapter'): `match` says how
+    it was read (`names.match_method`). `distribution` is in-domain, ood or adversarial (the batch file's
+    `no`, `ood`, `yes` are accepted).
     """
 
     task_type: str
@@ -65,27 +68,22 @@ class GapScenario:
     trainable_pct: float | None = None
     targets: str | None = None
     distribution: str = "in-domain"
+    match: MethodMatch = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        problems = [*self._method_problems(), *self._value_problems()]
+        problems = self._value_problems()
         if not str(self.task_type).strip():
-            problems.insert(0, "task_type is blank: give one of the warehouse's task types, e.g. classification")
+            problems.insert(0, "task_type is blank: give one, e.g. classification, qa or reasoning-math")
+        try:
+            match = match_method(str(self.method))
+        except InputError as exc:
+            problems.insert(0, str(exc))
         if problems:
             raise InputError("; ".join(problems))  # every problem of the scenario at once, in one line
         object.__setattr__(self, "task_type", str(self.task_type).strip().lower())
-        object.__setattr__(self, "method", str(self.method).strip().lower().replace("-", "_"))
+        object.__setattr__(self, "method", match.method_id or str(self.method).strip())
         object.__setattr__(self, "distribution", read_distribution(str(self.distribution)))
-
-    def _method_problems(self) -> list[str]:
-        key = str(self.method).strip().lower().replace("-", "_")
-        if key not in METHODS:
-            peft = [m.id for m in METHODS.values() if m.family not in NOT_FITTED_FAMILIES]
-            return [f"unknown method {self.method!r}: choose a PEFT method id, one of {', '.join(peft)}"]
-        if METHODS[key].family == "full":
-            return [f"method {key!r} is the reference: its gap to full fine-tuning is 0 by definition"]
-        if METHODS[key].family == "baseline":
-            return [f"method {key!r} is not a fine-tuning method: choose a PEFT method id"]
-        return []
+        object.__setattr__(self, "match", match)
 
     def _value_problems(self) -> list[str]:
         problems = []
@@ -105,8 +103,9 @@ class GapScenario:
         return problems
 
     @property
-    def family(self) -> str:
-        return METHODS[self.method].family
+    def family(self) -> str | None:
+        """The method's family; None when the name reads as PEFT in general."""
+        return self.match.family
 
 
 def _str_array(values: Sequence[object]) -> np.ndarray:
@@ -157,6 +156,7 @@ class FeatureTable:
         *,
         task_type: Sequence[object],
         method: Sequence[object],
+        family: Sequence[object],
         distribution: Sequence[object],
         targets: Sequence[object],
         params_b: Sequence[object],
@@ -172,7 +172,7 @@ class FeatureTable:
         return cls(
             task_type=_str_array(task_type),
             method=methods,
-            family=_str_array([METHODS[m].family for m in methods]),
+            family=_str_array(family),
             distribution=_str_array(distribution),
             targets=_str_array([targets_kind(t) for t in targets]),
             log_params=_log(params_b, 10),
@@ -185,10 +185,11 @@ class FeatureTable:
 
     @classmethod
     def from_pairs(cls, pairs: pd.DataFrame) -> FeatureTable:
-        """Features of warehouse pairs (columns of the `pairs` view)."""
+        """Features of prepared pairs (`pairs.prepare_pairs`: the `pairs` view's columns plus `family`)."""
         return cls.from_columns(
             task_type=pairs["task_type"].tolist(),
-            method=pairs["method_id"].tolist(),
+            method=[m if m in METHODS else "" for m in pairs["method_id"]],
+            family=pairs["family"].tolist(),
             distribution=pairs["distribution"].tolist(),
             targets=pairs["targets"].tolist(),
             params_b=pairs["params_b"].tolist(),
@@ -199,10 +200,13 @@ class FeatureTable:
         )
 
     @classmethod
-    def from_scenarios(cls, scenarios: Sequence[GapScenario]) -> FeatureTable:
+    def from_scenarios(cls, scenarios: Sequence[GapScenario], task_types: Sequence[str]) -> FeatureTable:
+        """Scenario rows; task types and methods as `names` reads them ('' where only a family or nothing is
+        known, so no task- or method-specific effect applies)."""
         return cls.from_columns(
-            task_type=[s.task_type for s in scenarios],
-            method=[s.method for s in scenarios],
+            task_type=[match_task(s.task_type, task_types).key for s in scenarios],
+            method=[s.match.key for s in scenarios],
+            family=[s.match.family or "" for s in scenarios],
             distribution=[s.distribution for s in scenarios],
             targets=[s.targets for s in scenarios],
             params_b=[s.base_params_b for s in scenarios],
@@ -211,26 +215,6 @@ class FeatureTable:
             rank=[s.rank for s in scenarios],
             share_pct=[s.trainable_pct for s in scenarios],
         )
-
-
-def prepare_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
-    """The pairs the accuracy-gap model learns from, with `y`: the gap oriented so positive = PEFT better.
-
-    Kept: target-task metrics (forgetting metrics measure retention, see `forgetting`), PEFT methods the
-    registry knows (not `base`/`other`), a gap on the 0-100 scale. `y` is `peft_advantage`, equal to
-    PEFT minus FFT for every higher-is-better metric (all shipped rows) and sign-corrected otherwise.
-    """
-    if pairs.empty:
-        return pairs.assign(y=pd.Series(dtype=float))
-    family = pairs["method_id"].map(lambda m: METHODS[m].family if m in METHODS else "baseline")
-    keep = (
-        (pairs["metric_kind"] == "target")
-        & ~family.isin(NOT_FITTED_FAMILIES)
-        & pairs["peft_advantage"].notna()
-        & pairs["task_type"].notna()
-    )
-    out = pairs.loc[keep].reset_index(drop=True)
-    return out.assign(y=out["peft_advantage"].astype(float))
 
 
 # -- the design matrix of the linear (theory) model -------------------------------------------------------

@@ -1,24 +1,25 @@
-"""The gap predictor: expected PEFT-minus-FFT gap for a scenario, with an 80% interval and its evidence.
+"""The gap predictor: expected PEFT-minus-FFT gap for a scenario from a paper the evidence has never seen.
 
-Why this model: a few hundred noisy pairs from a handful of papers, each covering its own corner (GLUE
-encoders, GPT-3, Llama-2 continued pretraining...), strong source effects, heavy tails and blanks. A global
-regression extrapolates badly to a new source (it lost to "gap = 0" under leave-one-source-out), so the
-prediction is local:
+Why this model: a few hundred noisy pairs from ten papers, each covering its own corner (GLUE encoders, GPT-3,
+Llama-2 continued pretraining, PEFT's GSM8K benchmark...). The spread between papers is as large as any
+effect, so the answer a manager needs is the predictive distribution for a *new* source:
 
-1. mean: a similarity-weighted Huber M-estimate (Huber 1964) of the neighbours' gaps, each first moved to
-   the scenario's rank, trainable share, data size and model size by the slopes of the empirical-Bayes
-   linear model in `theory` (a partially linear model), plus a pseudo-observation "gap = 0" of weight
-   `PRIOR_WEIGHT`, so scarce evidence shrinks towards "indistinguishable from FFT";
-2. spread: the neighbours' within-source and between-source variances, each shrunk towards the global
-   one-way random-effects components with `VARIANCE_PRIOR` pseudo-observations; the mean's uncertainty
-   grows as the effective number of neighbours and of sources falls, so scarce or conflicting evidence
-   gives a wider interval;
-3. interval: mean +- q * sd, with q the 80% quantile of |error| / sd over leave-one-source-out predictions
-   on the training pairs (locally weighted conformal prediction, Lei et al. 2018, JASA 113:1094; grouped by
-   source as cross-conformal, Vovk 2015), so 80% intervals cover about 80% of pairs from an unseen source.
+1. mean: one of three bases, times a factor `shrink` towards "gap = 0", both chosen by leave-one-source-out
+   on the training sources (`calibrate`): `mixed`, the random-source-intercept model of `theory` (method
+   family, method within family, task type, distribution, targets, data size, model size, trainable share,
+   rank; Student-t errors; empirical-Bayes priors) with the new source's effect at its mean (0); `cells`,
+   source-balanced medians per method family and task type, shrunk towards the family's and then the overall
+   median (`CellMedians`); `median`, the source-balanced median of all pairs. shrink 0 is "gap = 0";
+2. spread: the coefficients' posterior variance plus the between-source variance tau2 plus the t errors'
+   variance, plus the prior variance of a method (or family, or task type) effect the evidence has not seen,
+   so a literature method answered by its family, or an unknown task type, gets a wider interval;
+3. interval: mean +- q * sd, with q the 80% quantile of |error| / sd over leave-one-source-out predictions on
+   the training sources, each source weighted equally (grouped cross-conformal; Vovk 2015; Lei et al. 2018,
+   JASA 113:1094), so the coverage holds per source rather than being carried by the largest paper.
 
-`gap_model()` fits on the warehouse and caches the fit keyed on a cheap fingerprint of its results, so it
-refits after users import results or calibration runs land, and not otherwise.
+The basis, `shrink` and q are chosen inside the fit, on the training sources only, so the nested evaluation
+in `evaluate` is honest. `gap_model()` fits on the warehouse and caches the fit keyed on a cheap fingerprint
+of its results.
 """
 
 from __future__ import annotations
@@ -31,32 +32,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from core.errors import InputError
-from core.gap.evidence import (
-    EVIDENCE_MIN_WEIGHT,
-    ClaimRow,
-    EvidenceRow,
-    claim_rows,
-    evidence_rows,
-    relevant_claims,
-    similarity,
-)
-from core.gap.features import RANKED_METHODS, FeatureTable, GapScenario, design, prepare_pairs
-from core.gap.theory import LinearFit, crossover_note, data_note, fit_linear, rank_note, share_note, targets_note
+from core.gap.evidence import ClaimRow, EvidenceRow, claim_rows, evidence_rows, relevant_claims, similarity
+from core.gap.features import RANKED_METHODS, FeatureTable, GapScenario, design
+from core.gap.names import TaskMatch, match_task
+from core.gap.pairs import prepare_pairs
+from core.gap.settings import GapSettings
+from core.gap.theory import T_DOF, LinearFit, data_note, fit_linear, rank_note, share_note, targets_note
 from core.gap.theory import task_note as theory_task_note
 from core.gap.theory import theory_notes as all_theory_notes
+from core.registry import METHODS
 
-COVERAGE = 0.8
-PRIOR_WEIGHT = 0.5  # weight of the "gap = 0" pseudo-observation, in units of one identical pair
-HUBER_C = 2.0  # points; gaps further than this from the estimate count linearly, not quadratically
-VARIANCE_PRIOR = 2.0  # pseudo-observations pulling local variances towards the global components
-SOURCE_PSEUDO = 0.5  # added to the effective number of sources in the mean's between-source uncertainty
-SCARCE = 5  # fewer evidence rows than this is called scarce in the notes
 DEFAULT_GROUP = "source"  # the pairs view's `source`: the citation, so a paper's tables move together
-_QUERY_CHUNK = 256  # queries per block (the slope adjustment holds chunk x pairs x 6 floats)
-
 VERDICTS: tuple[str, ...] = ("PEFT ahead", "FFT ahead", "indistinguishable from FFT")
+COMPLEX_TASKS = frozenset({"reasoning-math", "code", "instruction"})
 
 
 def verdict(low: float, high: float) -> str:
@@ -69,19 +60,44 @@ def verdict(low: float, high: float) -> str:
 
 
 @dataclass(frozen=True)
+class Crossover:
+    """Where a scenario's expected gap crosses 0 as the training set grows (the fitted examples slope)."""
+
+    examples: float
+    slope: float  # points per 10x examples
+    leader_beyond: str  # "FFT" or "PEFT"
+
+    def __post_init__(self) -> None:
+        if not (self.examples > 0 and math.isfinite(self.slope) and self.leader_beyond in ("FFT", "PEFT")):
+            raise ValueError(f"bad crossover {self}")
+
+    def summary(self) -> str:
+        return (
+            f"data-size crossover: at this slope ({self.slope:+.2f} points per 10x examples) the expected gap "
+            f"crosses 0 near {self.examples:,.0f} examples; {self.leader_beyond} leads beyond that"
+        )
+
+
+@dataclass(frozen=True)
 class GapPrediction:
-    """Expected gap (PEFT minus FFT, points of a 0-100 metric; positive = PEFT better) with its 80% interval."""
+    """Expected gap (PEFT minus FFT, points of a 0-100 metric; positive = PEFT better) with its 80% interval,
+    the probability that FFT beats the method by more than `margin` points, and the evidence behind it."""
 
     scenario: GapScenario
     mean: float
     low: float
     high: float
+    p_fft_better: float
+    margin: float
     n_evidence: int
     n_sources: int
     verdict: str
+    evidence_basis: str
     evidence: list[EvidenceRow] = field(default_factory=list)
     claims: list[ClaimRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     theory_notes: list[str] = field(default_factory=list)
+    crossover: Crossover | None = None
 
     def __post_init__(self) -> None:
         if not all(math.isfinite(v) for v in (self.mean, self.low, self.high)):
@@ -92,78 +108,238 @@ class GapPrediction:
             raise ValueError(f"verdict {self.verdict!r} does not match the interval [{self.low}, {self.high}]")
         if self.n_evidence != len(self.evidence):
             raise ValueError("n_evidence must count the evidence rows")
+        if not 0 <= self.p_fft_better <= 1:
+            raise ValueError(f"probability {self.p_fft_better} outside [0, 1]")
 
     @property
     def width(self) -> float:
         return self.high - self.low
 
     def summary(self) -> str:
-        """One line: the mean, the interval and the verdict."""
+        """One line: the mean, the interval, the probability FFT is ahead by more than the margin, the verdict."""
         return (
-            f"{self.mean:+.1f} points (80% interval {self.low:+.1f} to {self.high:+.1f}): {self.verdict}; "
-            f"{self.n_evidence} matched pairs from {self.n_sources} source{'s' if self.n_sources != 1 else ''}"
+            f"{self.mean:+.1f} points (80% interval {self.low:+.1f} to {self.high:+.1f}; P(FFT ahead by more than "
+            f"{self.margin:g} point{'s' if self.margin != 1 else ''}) {self.p_fft_better:.0%}): {self.verdict}; "
+            f"{self.n_evidence} {self.evidence_basis} from {self.n_sources} source{'s' if self.n_sources != 1 else ''}"
         )
 
     def to_dict(self, *, evidence_limit: int | None = None) -> dict[str, Any]:
         rows = self.evidence if evidence_limit is None else self.evidence[:evidence_limit]
+        scenario = {k: v for k, v in asdict(self.scenario).items() if k != "match"}
         return {
-            "scenario": asdict(self.scenario),
+            "scenario": scenario,
+            "method_match": asdict(self.scenario.match),
             "mean": round(self.mean, 3),
             "low": round(self.low, 3),
             "high": round(self.high, 3),
+            "p_fft_better": round(self.p_fft_better, 4),
+            "margin": self.margin,
             "verdict": self.verdict,
             "n_evidence": self.n_evidence,
             "n_sources": self.n_sources,
+            "evidence_basis": self.evidence_basis,
             "evidence": [r.to_dict() for r in rows],
             "claims": [c.to_dict() for c in self.claims],
+            "notes": list(self.notes),
             "theory_notes": list(self.theory_notes),
+            "crossover": None if self.crossover is None else asdict(self.crossover),
         }
 
 
 @dataclass(frozen=True)
-class LocalEstimate:
-    """Per query: mean, sd (before the conformal scale), similarity weights, and the between-source variance
-    of the neighbours (for the 'sources disagree' note)."""
+class Predictive:
+    """Per query row: the unshrunk linear mean and the predictive sd for a new source (before the scale q)."""
 
-    mean: np.ndarray
+    linear_mean: np.ndarray
     sd: np.ndarray
-    weights: np.ndarray
-    between_local: np.ndarray
 
 
-def huber_location(weights: np.ndarray, values: np.ndarray, prior_weight: float, c: float) -> np.ndarray:
-    """Per row, the m minimising sum_j w_j rho_c(v_j - m) + prior_weight * rho_c(m) (Huber 1964), by
-    iteratively reweighted least squares. The prior pulls towards 0 (no gap): under leave-one-source-out,
-    anchoring scarce scenarios on 0 beat anchoring them on the linear model or on the method's mean gap."""
-    w = np.hstack([weights, np.full((len(weights), 1), prior_weight)])
-    v = np.hstack([values, np.zeros((len(values), 1))])
-    m = (w * v).sum(1) / w.sum(1)
-    for _ in range(100):
-        r = np.abs(v - m[:, None])
-        wu = w * np.where(r <= c, 1.0, c / np.maximum(r, 1e-12))
-        new = (wu * v).sum(1) / wu.sum(1)
-        if np.max(np.abs(new - m)) < 1e-9:
-            return new
-        m = new
-    return m
+def predictive(linear: LinearFit, query: FeatureTable, task_types: Sequence[str]) -> Predictive:
+    """Steps 1-2 of the module docstring for each query row."""
+    x = design(query, task_types).matrix
+    mean = x @ linear.coef
+    coef_var = np.einsum("ij,jk,ik->i", x, linear.cov, x)
+    # Student-t errors with nu degrees of freedom have variance sigma2 * nu / (nu - 2)
+    noise = linear.sigma2 * T_DOF / (T_DOF - 2)
+    unseen = np.zeros(len(query))
+    unseen += np.where(query.method == "", linear.prior_var["method"], 0.0)
+    unseen += np.where(query.family == "", linear.prior_var["category"], 0.0)
+    unseen += np.where(query.task_type == "", linear.prior_var["category"], 0.0)
+    return Predictive(mean, np.sqrt(coef_var + linear.tau2 + noise + unseen))
 
 
-def variance_components(y: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
-    """Within- and between-group variances of a one-way random-effects model (method of moments;
-    Searle, Casella & McCulloch 1992, ch. 3), for unbalanced groups."""
-    labels, index = np.unique(groups.astype(str), return_inverse=True)
-    counts = np.bincount(index).astype(float)
-    means = np.bincount(index, weights=y) / counts
-    n, g = len(y), len(labels)
-    within = float(((y - means[index]) ** 2).sum() / max(n - g, 1))
-    if g < 2:
-        return max(within, 1e-6), max(within, 1e-6)
-    # E[between mean square] = within + n0 * tau2, n0 = (n - sum n_i^2 / n) / (g - 1)
-    grand = y.mean()
-    between_ms = float((counts * (means - grand) ** 2).sum() / (g - 1))
-    n0 = (n - (counts**2).sum() / n) / (g - 1)
-    tau2 = max((between_ms - within) / n0, 0.0)
-    return max(within, 1e-6), max(tau2, 1e-6)
+def source_weights(groups: np.ndarray) -> np.ndarray:
+    """1 / (pairs of the row's source): each source weighs the same in a calibration."""
+    _, index, counts = np.unique(groups.astype(str), return_inverse=True, return_counts=True)
+    return 1.0 / counts[index]
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, level: float) -> float:
+    """The smallest value whose cumulative weight share reaches `level` (a weighted empirical quantile)."""
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weights[order]) / weights.sum()
+    return float(values[order][min(int(np.searchsorted(cum, min(level, 1.0) - 1e-12)), len(values) - 1)])
+
+
+def conformal_level(coverage: float, n_sources: int) -> float:
+    """The finite-sample level for a quantile over `n_sources` exchangeable sources (Lei et al. 2018, sec. 2.2:
+    the ceil((n+1) * coverage)-th of n scores, here with sources as the units)."""
+    return min(coverage * (n_sources + 1) / n_sources, 1.0)
+
+
+def interval_score(y: np.ndarray, low: np.ndarray, high: np.ndarray, coverage: float) -> np.ndarray:
+    """Winkler's interval score of a central (coverage) interval: width plus 2/alpha times the miss
+    (Gneiting & Raftery 2007, JASA 102:359, eq. 43); lower is better, and it is proper."""
+    alpha = 1 - coverage
+    return (high - low) + (2 / alpha) * (np.maximum(low - y, 0) + np.maximum(y - high, 0))
+
+
+def per_source_mean(values: np.ndarray, groups: np.ndarray) -> float:
+    """The mean over sources of each source's mean: every paper counts the same."""
+    frame = pd.DataFrame({"v": values, "g": groups.astype(str)})
+    return float(frame.groupby("g")["v"].mean().mean())
+
+
+def _balanced(values: pd.Series, groups: pd.Series) -> tuple[float, float, int]:
+    """Source-balanced location and spread of one cell: the median over sources of each source's median, the
+    mean over sources of each source's mean absolute deviation from that location, and the number of sources."""
+    location = float(values.groupby(groups).median().median())
+    spread = float((values - location).abs().groupby(groups).mean().mean())
+    return location, spread, int(groups.nunique())
+
+
+# The levels of `CellMedians`, most general first: what each level's cells are keyed by.
+_LEVELS: tuple[tuple[str, ...], ...] = ((), ("task_type",), ("family",), ("family", "task_type"),
+                                        ("method_key", "task_type"))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CellMedians:
+    """Source-balanced medians and spreads per cell of a hierarchy: all pairs; task type (for a method read as
+    PEFT in general); family; family x task type; registry method x task type. A cell is pulled towards its
+    parent by `pseudo` sources, (n * cell + pseudo * parent) / (n + pseudo), so one paper's cell does not speak
+    for every paper, and a method without pairs of its own inherits its family's wider spread."""
+
+    cells: dict[tuple[str, ...], tuple[float, float, int]]
+    pseudo: float
+
+    @classmethod
+    def fit(cls, prepared: pd.DataFrame, groups: np.ndarray, pseudo: float) -> CellMedians:
+        frame = prepared.assign(method_key=[m if m in METHODS else "" for m in prepared["method_id"]],
+                                _g=groups)  # fmt: skip
+        y = frame["y"].astype(float)
+        cells: dict[tuple[str, ...], tuple[float, float, int]] = {(): _balanced(y, frame["_g"])}
+        for level in _LEVELS[1:]:
+            for key, idx in frame.groupby(list(level)).groups.items():
+                keys = key if isinstance(key, tuple) else (key,)
+                cells[(*level, *map(str, keys))] = _balanced(y[idx], frame.loc[idx, "_g"])
+        return cls(cells, pseudo)
+
+    @property
+    def overall(self) -> float:
+        return self.cells[()][0]
+
+    def _chain(self, method: str, family: str, task: str) -> list[tuple[str, ...]]:
+        if not family:
+            return [("task_type", task)] if task else []
+        chain = [("family", family)]
+        if task:
+            chain.append(("family", "task_type", family, task))
+            if method:
+                chain.append(("method_key", "task_type", method, task))
+        return chain
+
+    def predict(self, query: FeatureTable) -> tuple[np.ndarray, np.ndarray]:
+        """Location and spread (a mean absolute deviation, in points) per query row."""
+        location, spread = np.empty(len(query)), np.empty(len(query))
+        for i, (method, family, task) in enumerate(zip(query.method, query.family, query.task_type, strict=True)):
+            loc, dev, _ = self.cells[()]
+            for key in self._chain(str(method), str(family), str(task)):
+                cell_loc, cell_dev, n = self.cells.get(key, (loc, dev, 0))
+                loc = (n * cell_loc + self.pseudo * loc) / (n + self.pseudo)
+                dev = (n * cell_dev + self.pseudo * dev) / (n + self.pseudo)
+            location[i], spread[i] = loc, dev
+        return location, spread
+
+
+MEAN_BASES: tuple[str, ...] = ("median", "cells", "mixed")
+SPREADS: tuple[str, ...] = ("mixed", "cells")  # the sd an interval is q times: the mixed model's, or the cells'
+_ABS_DEV_TO_SD = math.sqrt(math.pi / 2)  # a normal's sd over its mean absolute deviation
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The settings chosen by leave-one-source-out on the training sources, and those held-out predictions."""
+
+    basis: str
+    shrink: float
+    spread: str
+    scale: float
+    heldout: pd.DataFrame  # source, y, mean, low, high: the predictions the settings were chosen on
+
+    def __post_init__(self) -> None:
+        if self.basis not in MEAN_BASES or self.spread not in SPREADS or not (0 <= self.shrink <= 1 and self.scale > 0):
+            raise ValueError(f"bad calibration: {self}")
+
+    def describe(self) -> str:
+        mean = "gap = 0" if self.shrink == 0 else f"{self.shrink:g} x {self.basis}"
+        return f"{mean}, {self.spread} spread x {self.scale:.2f}"
+
+
+def calibrate(
+    prepared: pd.DataFrame, groups: np.ndarray, task_types: tuple[str, ...], linear: LinearFit, settings: GapSettings
+) -> Calibration:
+    """Inner leave-one-source-out: predict each training source from the others with every basis (the mixed
+    model with the hyperparameters of the fit on all training sources), then choose the basis, `shrink` from
+    the grid and its scale q by the per-source mean interval score, q being the source-weighted conformal
+    quantile of |error| / sd."""
+    features = FeatureTable.from_pairs(prepared)
+    y = prepared["y"].to_numpy(dtype=float)
+    bases = {b: np.full(len(y), np.nan) for b in MEAN_BASES}
+    sds = {s: np.full(len(y), np.nan) for s in SPREADS}
+    for label in np.unique(groups):
+        held = groups == label
+        train = prepared.loc[~held].reset_index(drop=True)
+        rest = _fit_linear(train, groups[~held], task_types, linear.log_hyper)
+        query = features.take(held)
+        pred = predictive(rest, query, task_types)
+        cells = CellMedians.fit(train, groups[~held], settings.cell_pseudo_sources)
+        location, spread = cells.predict(query)
+        bases["mixed"][held], sds["mixed"][held] = pred.linear_mean, pred.sd
+        bases["cells"][held], sds["cells"][held] = location, cell_sd(spread, query, rest)
+        bases["median"][held] = cells.overall
+    weights = source_weights(groups)
+    level = conformal_level(settings.coverage, len(np.unique(groups)))
+    best: tuple[float, str, float, str, float] | None = None
+    for basis in MEAN_BASES:
+        for shrink in settings.shrink_grid:
+            mean = shrink * bases[basis]
+            for spread_kind, sd in sds.items():
+                scale = max(weighted_quantile(np.abs(y - mean) / sd, weights, level), 1e-6)
+                score = interval_score(y, mean - scale * sd, mean + scale * sd, settings.coverage)
+                total = per_source_mean(score, groups)
+                if best is None or total < best[0] - 1e-9:
+                    best = (total, basis, shrink, spread_kind, scale)
+    assert best is not None
+    _, basis, shrink, spread_kind, scale = best
+    mean, sd = shrink * bases[basis], sds[spread_kind]
+    low, high = mean - scale * sd, mean + scale * sd
+    heldout = pd.DataFrame({"source": groups, "y": y, "mean": mean, "low": low, "high": high})
+    return Calibration(basis, shrink, spread_kind, scale, heldout)
+
+
+def cell_sd(spread: np.ndarray, query: FeatureTable, linear: LinearFit) -> np.ndarray:
+    """The cells' spread as an sd, plus the prior variance of a family or task type the evidence has not seen."""
+    unseen = np.where(query.family == "", linear.prior_var["category"], 0.0)
+    unseen += np.where(query.task_type == "", linear.prior_var["category"], 0.0)
+    return np.sqrt((_ABS_DEV_TO_SD * np.maximum(spread, 0.05)) ** 2 + unseen)
+
+
+def _fit_linear(
+    prepared: pd.DataFrame, groups: np.ndarray, task_types: tuple[str, ...], log_hyper: tuple[float, ...] | None
+) -> LinearFit:
+    features = FeatureTable.from_pairs(prepared)
+    return fit_linear(design(features, task_types), prepared["y"].to_numpy(dtype=float), groups, log_hyper=log_hyper)
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,102 +350,133 @@ class GapModel:
     features: FeatureTable
     groups: np.ndarray
     linear: LinearFit
-    within_var: float
-    between_var: float
     task_types: tuple[str, ...]
-    scale: float
+    cells: CellMedians
+    calibration: Calibration
+    settings: GapSettings = field(default_factory=GapSettings)
     claims: tuple[ClaimRow, ...] = ()
     fingerprint: str = ""
 
     def __post_init__(self) -> None:
         if len(self.pairs) != len(self.features) or len(self.groups) != len(self.pairs):
             raise ValueError("pairs, features and groups must have one row per pair")
-        if not self.scale > 0:
-            raise ValueError(f"interval scale must be positive, got {self.scale}")
+
+    @property
+    def scale(self) -> float:
+        return self.calibration.scale
 
     @property
     def y(self) -> np.ndarray:
         return self.pairs["y"].to_numpy(dtype=float)
 
-    def local(self, query: FeatureTable) -> LocalEstimate:
-        """The local estimate for each query row (see the module docstring, steps 1 and 2)."""
-        parts = [self._local_block(query.take(np.arange(i, min(i + _QUERY_CHUNK, len(query)))))
-                 for i in range(0, len(query), _QUERY_CHUNK)]  # fmt: skip
-        if not parts:
-            empty = np.zeros(0)
-            return LocalEstimate(empty, empty, np.zeros((0, len(self.pairs))), empty)
-        return LocalEstimate(
-            *(np.concatenate([getattr(p, f) for p in parts]) for f in LocalEstimate.__dataclass_fields__)
+    def interval(self, query: FeatureTable) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Mean, low, high and the predictive sd of the interval (half-width / z) per query row."""
+        pred = predictive(self.linear, query, self.task_types)
+        location, spread = self.cells.predict(query)
+        basis = {"mixed": pred.linear_mean, "cells": location, "median": np.full(len(query), self.cells.overall)}
+        mean = self.calibration.shrink * basis[self.calibration.basis]
+        sd = pred.sd if self.calibration.spread == "mixed" else cell_sd(spread, query, self.linear)
+        half = self.scale * sd
+        return mean, mean - half, mean + half, half / stats.norm.ppf(0.5 + self.settings.coverage / 2)
+
+    def heldout(self) -> pd.DataFrame:
+        """Per source: pairs, the MAE of these predictions and of gap = 0, and 80% coverage, from the
+        leave-one-source-out predictions the settings were chosen on (so slightly optimistic; the nested
+        figures are `benchmarks/bench_gap.py`'s)."""
+        h = self.calibration.heldout
+        frame = h.assign(err=(h["y"] - h["mean"]).abs(), err0=h["y"].abs(),
+                         covered=(h["low"] <= h["y"]) & (h["y"] <= h["high"]))  # fmt: skip
+        return (
+            frame.groupby("source")
+            .agg(pairs=("y", "size"), mae=("err", "mean"), mae_gap0=("err0", "mean"), coverage=("covered", "mean"))
+            .reset_index()
         )
 
-    def _local_block(self, query: FeatureTable) -> LocalEstimate:
-        w = similarity(query, self.features)
-        values = self.linear.adjust(query, self.features, self.y)
-        mean = huber_location(w, values, PRIOR_WEIGHT, HUBER_C)
-        labels, index = np.unique(self.groups.astype(str), return_inverse=True)
-        onehot = np.zeros((len(self.groups), len(labels)))
-        onehot[np.arange(len(self.groups)), index] = 1.0
-        total = np.maximum(w.sum(1), 1e-300)
-        per_source = np.einsum("ij,jk->ik", w, onehot)
-        source_means = np.einsum("ij,jk->ik", w * values, onehot) / np.maximum(per_source, 1e-300)
-        within_local = (w * (values - source_means[:, index]) ** 2).sum(1) / total
-        pooled = (per_source * source_means).sum(1) / total
-        between_local = (per_source * (source_means - pooled[:, None]) ** 2).sum(1) / total
-        # How much evidence there is: only pairs similar enough to count as evidence (the rows the user is
-        # shown); Kish's effective sample size (Kish 1965, Survey Sampling, sec. 11.7), capped by their mass
-        # in identical-pair equivalents.
-        close = np.where(w >= EVIDENCE_MIN_WEIGHT, w, 0.0)
-        mass = close.sum(1)
-        n_eff = np.minimum(mass**2 / np.maximum((close**2).sum(1), 1e-300), mass)
-        close_sources = np.einsum("ij,jk->ik", close, onehot)
-        n_sources = np.minimum(mass**2 / np.maximum((close_sources**2).sum(1), 1e-300), mass)
-        within = (n_eff * within_local + VARIANCE_PRIOR * self.within_var) / (n_eff + VARIANCE_PRIOR)
-        between = (n_sources * between_local + VARIANCE_PRIOR * self.between_var) / (n_sources + VARIANCE_PRIOR)
-        var = within * (1 + 1 / (n_eff + 1)) + between * (1 + 1 / (n_sources + SOURCE_PSEUDO))
-        return LocalEstimate(mean, np.sqrt(var), w, between_local)
+    def heldout_summary(self) -> str:
+        """One line: the held-out figures behind every answer (see `heldout`)."""
+        per = self.heldout()
+        return (
+            f"predicting each of {len(per)} papers from the others, mean error {per['mae'].mean():.2f} points per "
+            f"paper vs {per['mae_gap0'].mean():.2f} for 'gap = 0'; 80% intervals held {per['coverage'].mean():.0%} "
+            f"per paper (lowest {per['coverage'].min():.0%}); chosen setting: {self.calibration.describe()}"
+        )
 
-    def interval(self, query: FeatureTable) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Mean, low, high and evidence count per query row (the batch path: no evidence objects)."""
-        est = self.local(query)
-        half = self.scale * est.sd
-        n_evidence = (est.weights >= EVIDENCE_MIN_WEIGHT).sum(1)
-        return est.mean, est.mean - half, est.mean + half, n_evidence
-
-    def check(self, scenario: GapScenario) -> None:
-        """Refuse a task type the warehouse does not know (the dataclass checks everything else)."""
-        if scenario.task_type not in self.task_types:
-            raise InputError(f"unknown task type {scenario.task_type!r}: choose one of {', '.join(self.task_types)}")
+    def task(self, scenario: GapScenario) -> TaskMatch:
+        """How the scenario's task type is read against the warehouse's task types."""
+        return match_task(scenario.task_type, self.task_types)
 
     def predict(self, scenario: GapScenario) -> GapPrediction:
-        """The prediction for one scenario with its evidence, the seed paper's claims and theory notes."""
-        self.check(scenario)
-        query = FeatureTable.from_scenarios([scenario])
-        est = self.local(query)
-        mean = float(est.mean[0])
-        half = float(self.scale * est.sd[0])
-        evidence = evidence_rows(self.pairs, est.weights[0])
-        notes = self._notes(scenario, query, mean, evidence, float(est.between_local[0]))
+        """The prediction for one scenario with its evidence, the seed paper's claims, notes and theory notes."""
+        task = self.task(scenario)
+        query = FeatureTable.from_scenarios([scenario], self.task_types)
+        means, lows, highs, sds = self.interval(query)
+        mean, low, high, sd = float(means[0]), float(lows[0]), float(highs[0]), float(sds[0])
+        margin = self.settings.margin
+        evidence, basis = self.evidence(scenario, task, similarity(query, self.features, self.settings)[0])
+        notes = [n for n in (scenario.match.note, task.note) if n]
+        if len(evidence) < self.settings.scarce:
+            notes.append(f"evidence is scarce: {len(evidence)} {basis}")
+        crossover = self.crossover(mean, float(query.log_examples[0]))
         return GapPrediction(
             scenario=scenario,
             mean=mean,
-            low=mean - half,
-            high=mean + half,
+            low=low,
+            high=high,
+            p_fft_better=float(stats.norm.cdf((-margin - mean) / sd)),
+            margin=margin,
             n_evidence=len(evidence),
             n_sources=len({r.source for r in evidence}),
-            verdict=verdict(mean - half, mean + half),
+            verdict=verdict(low, high),
+            evidence_basis=basis,
             evidence=evidence,
             claims=relevant_claims(scenario, list(self.claims)),
-            theory_notes=notes,
+            notes=notes,
+            theory_notes=self._theory(scenario),
+            crossover=crossover,
         )
+
+    def evidence(self, scenario: GapScenario, task: TaskMatch, weights: np.ndarray) -> tuple[list[EvidenceRow], str]:
+        """The pairs behind an estimate: the method's own on the task type, else its family's there, else its
+        family's on any task; most similar first, with what they are."""
+        f = self.features
+        same_task = f.task_type == task.key if task.key else np.ones(len(f), dtype=bool)
+        where = f"on {task.key}" if task.key else "on any task type"
+        method = scenario.match.method_id
+        if method is not None and (own := (f.method == method) & same_task).sum() >= self.settings.min_own_pairs:
+            return evidence_rows(self.pairs, weights, own), f"{METHODS[method].name} pairs {where}"
+        family = scenario.match.family
+        if family is not None:
+            fam = (f.family == family) & same_task
+            if fam.sum() == 0:
+                fam, where = f.family == family, "on any task type"
+            return evidence_rows(self.pairs, weights, fam), f"{family} pairs {where}"
+        return evidence_rows(self.pairs, weights, same_task), f"PEFT pairs {where}"
 
     def reported(self, method: str, task_type: str) -> int:
         """How many pairs report this very method on this task type (any model, size or source)."""
-        return int(((self.features.method == method) & (self.features.task_type == task_type)).sum())
+        key = match_task(task_type, self.task_types).key
+        return int(((self.features.method == method) & (self.features.task_type == key)).sum())
 
     def examples_range(self) -> tuple[float, float]:
         """The smallest and largest log10 training-set size (in examples) in the evidence."""
         known = self.features.log_examples[~np.isnan(self.features.log_examples)]
-        return (float(known.min()), float(known.max())) if len(known) else (math.nan, math.nan)
+        if not len(known):
+            raise InputError("no pair in the evidence states its training-set size in examples")
+        return float(known.min()), float(known.max())
+
+    def crossover(self, mean: float, log_examples: float) -> Crossover | None:
+        """Where this expected gap would cross 0 as data grows, when the examples slope is clear (its 80%
+        interval excludes 0) and the crossing lies inside the evidence's range of sizes (no extrapolation)."""
+        slope, sd = self.linear.contrast({"log10_examples": 1.0})
+        z = stats.norm.ppf(0.5 + self.settings.coverage / 2)
+        if math.isnan(log_examples) or abs(slope) <= z * sd or self.calibration.basis != "mixed":
+            return None  # only the mixed basis moves with data size
+        # the shrunk mean moves by shrink * slope per decade
+        crossing = log_examples - mean / (self.calibration.shrink * slope)
+        low, high = self.examples_range()
+        if not low <= crossing <= high:
+            return None
+        return Crossover(10**crossing, self.calibration.shrink * slope, "FFT" if slope < 0 else "PEFT")
 
     def theory_notes(self) -> list[str]:
         """The theory checks on the whole evidence."""
@@ -279,37 +486,23 @@ class GapModel:
         """Contrasts no single source reports both sides of ('task': classification vs a complex task type,
         'targets': attention-only vs all-linear adapters); their coefficients lean on the source effects."""
         frame = pd.DataFrame({"group": self.groups, "task": self.features.task_type, "targets": self.features.targets})
-        complex_types = {"reasoning-math", "code", "instruction"}
         sides = {
-            "task": (frame["task"] == "classification", frame["task"].isin(complex_types)),
+            "task": (frame["task"] == "classification", frame["task"].isin(COMPLEX_TASKS)),
             "targets": (frame["targets"] == "attention", frame["targets"] == "all-linear"),
         }
         out = set()
         for name, (left, right) in sides.items():
-            both = (left.groupby(frame["group"]).any() & right.groupby(frame["group"]).any()).any()
-            if not both:
+            if not (left.groupby(frame["group"]).any() & right.groupby(frame["group"]).any()).any():
                 out.add(name)
         return frozenset(out)
 
-    def _notes(
-        self, scenario: GapScenario, query: FeatureTable, mean: float, evidence: list[EvidenceRow], between: float
-    ) -> list[str]:
+    def _theory(self, scenario: GapScenario) -> list[str]:
         notes: list[str] = []
-        if len(evidence) < SCARCE:
-            notes.append(f"evidence is scarce: {len(evidence)} matched pairs resemble this scenario")
-        if between > self.between_var and len({r.source for r in evidence}) > 1:
-            notes.append(
-                f"sources disagree here: their spread ({math.sqrt(between):.1f} points sd) exceeds the usual "
-                f"between-source spread ({math.sqrt(self.between_var):.1f})"
-            )
         if scenario.method in RANKED_METHODS:
             notes.append(rank_note(self.linear))
         if scenario.trainable_pct is not None:
             notes.append(share_note(self.linear))
         notes.append(data_note(self.linear))
-        cross = crossover_note(self.linear, mean, float(query.log_examples[0]), self.examples_range())
-        if cross is not None:
-            notes.append(cross)
         confounded = self.confounded()
         if scenario.targets:
             notes.append(targets_note(self.linear, confounded="targets" in confounded))
@@ -319,76 +512,36 @@ class GapModel:
         return notes
 
 
-def _fit_core(
-    prepared: pd.DataFrame,
-    group: str,
-    task_types: tuple[str, ...],
-    *,
-    claims: tuple[ClaimRow, ...] = (),
-    scale: float = 1.0,
-    log_hyper: tuple[float, ...] | None = None,
-) -> GapModel:
-    features = FeatureTable.from_pairs(prepared)
-    groups = prepared[group].astype(str).to_numpy()
-    y = prepared["y"].to_numpy(dtype=float)
-    linear = fit_linear(design(features, task_types), y, groups, log_hyper=log_hyper)
-    within, between = variance_components(y, groups)
-    return GapModel(prepared, features, groups, linear, within, between, task_types, scale, claims)
-
-
-def loso_scores(
-    prepared: pd.DataFrame, group: str, task_types: tuple[str, ...], log_hyper: tuple[float, ...] | None = None
-) -> np.ndarray:
-    """|error| / sd of each pair predicted from the other sources: the conformity scores."""
-    groups = prepared[group].astype(str).to_numpy()
-    scores = np.full(len(prepared), np.nan)
-    features = FeatureTable.from_pairs(prepared)
-    for label in np.unique(groups):
-        held = groups == label
-        sub = _fit_core(prepared.loc[~held].reset_index(drop=True), group, task_types, log_hyper=log_hyper)
-        est = sub.local(features.take(held))
-        scores[held] = np.abs(prepared["y"].to_numpy(dtype=float)[held] - est.mean) / est.sd
-    return scores
-
-
-def conformal_quantile(scores: np.ndarray, coverage: float = COVERAGE) -> float:
-    """The ceil((n+1) * coverage)-th smallest score (split-conformal rank; Lei et al. 2018, sec. 2.2)."""
-    ordered = np.sort(scores[np.isfinite(scores)])
-    if len(ordered) == 0:
-        raise ValueError("no conformity scores to calibrate on")
-    rank = min(math.ceil((len(ordered) + 1) * coverage), len(ordered))
-    return float(ordered[rank - 1])
-
-
 def fit_gap_model(
     pairs: pd.DataFrame,
     *,
+    extra: pd.DataFrame | None = None,
     claims: pd.DataFrame | None = None,
     task_types: Sequence[str] | None = None,
     group: str = DEFAULT_GROUP,
+    settings: GapSettings | None = None,
     fingerprint: str = "",
 ) -> GapModel:
-    """Fit on a frame with the `pairs` view's columns (raw: filtered here by `prepare_pairs`).
-
-    `group` names the column whose values are sources for the random effect and the calibration.
-    """
-    prepared = prepare_pairs(pairs)
+    """Fit on a frame with the `pairs` view's columns (filtered and de-duplicated here by `prepare_pairs`;
+    `extra`: literature pairs). `group` names the column whose values are sources."""
+    chosen = settings or GapSettings()
+    prepared = prepare_pairs(pairs, extra)
     if group not in prepared.columns:
         raise InputError(f"pairs have no column {group!r} to group sources by")
     n_groups = prepared[group].nunique()
-    if len(prepared) < 3 or n_groups < 2:
+    if len(prepared) < 3 or n_groups < 3:
         raise InputError(
-            f"the gap model needs matched FFT-vs-PEFT pairs from at least 2 sources, found {len(prepared)} pairs "
+            f"the gap model needs matched FFT-vs-PEFT pairs from at least 3 sources, found {len(prepared)} pairs "
             f"from {n_groups}: import results that include a full fine-tuning row for each setup"
         )
     types = tuple(task_types) if task_types is not None else tuple(sorted(prepared["task_type"].unique()))
+    groups = prepared[group].astype(str).to_numpy()
+    linear = _fit_linear(prepared, groups, types, None)
+    calibration = calibrate(prepared, groups, types, linear, chosen)
+    cells = CellMedians.fit(prepared, groups, chosen.cell_pseudo_sources)
     claim_list = tuple(claim_rows(claims)) if claims is not None and not claims.empty else ()
-    core = _fit_core(prepared, group, types, claims=claim_list)
-    scale = conformal_quantile(loso_scores(prepared, group, types, core.linear.log_hyper))
-    return GapModel(
-        core.pairs, core.features, core.groups, core.linear, core.within_var, core.between_var, types, scale,
-        claim_list, fingerprint,
-    )  # fmt: skip
+    features = FeatureTable.from_pairs(prepared)
+    return GapModel(prepared, features, groups, linear, types, cells, calibration, chosen, claim_list, fingerprint)
 
 
 # -- the warehouse-backed, cached model -------------------------------------------------------------------
@@ -410,6 +563,14 @@ def warehouse_fingerprint(wh: Any) -> str:
     return "|".join(str(v) for v in row)
 
 
+def warehouse_pairs(wh: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The pairs view and the literature pairs of the warehouse's `other` rows (see `pairs`)."""
+    from core.gap.pairs import literature_pairs
+    from core.warehouse import Filters, pairs, results
+
+    return pairs(wh), literature_pairs(results(wh, Filters(methods=["other", "fft"])))
+
+
 def gap_model(wh: Any | None = None) -> GapModel:
     """The model fitted on the warehouse (`open_warehouse()` when None), refitted only when it changed."""
     if wh is None:
@@ -417,7 +578,7 @@ def gap_model(wh: Any | None = None) -> GapModel:
 
         with open_warehouse() as opened:
             return gap_model(opened)
-    from core.warehouse import claims, pairs
+    from core.warehouse import claims
 
     fingerprint = warehouse_fingerprint(wh)
     key = str(getattr(wh, "location", id(wh)))
@@ -428,7 +589,8 @@ def gap_model(wh: Any | None = None) -> GapModel:
         task_types = [
             r[0] for r in wh.cursor().execute("SELECT task_type FROM task_types ORDER BY task_type").fetchall()
         ]
-        model = fit_gap_model(pairs(wh), claims=claims(wh), task_types=task_types, fingerprint=fingerprint)
+        view, extra = warehouse_pairs(wh)
+        model = fit_gap_model(view, extra=extra, claims=claims(wh), task_types=task_types, fingerprint=fingerprint)
         _CACHE[key] = model
         return model
 

@@ -2,17 +2,20 @@
 
 Every method is scored on five criteria, each in [0, 1] against the best candidate (fitting or not):
 - accuracy: the pessimistic end (low bound) of the 80% interval of the in-domain gap to FFT (FFT = 0), so a
-  method cannot win on a wide guess; a candidate `ACCURACY_SPAN` points behind the best scores 0;
-- robustness: the worse of the out-of-distribution and adversarial estimates (`robustness`), same span;
-- cost: dollars for all tasks; a candidate `COST_SPAN` decades dearer than the cheapest scores 0;
-- time: training hours for all tasks on the budget (time to deploy), `TIME_SPAN` decades;
-- storage: bytes kept for all tasks (one base plus an adapter per task, or a full copy per task),
-  `STORAGE_SPAN` decades.
+  method cannot win on a wide guess; a candidate `accuracy_span` points behind the best scores 0;
+- robustness: the low bound of that method's (or family's) out-of-distribution evidence; no evidence scores
+  as the worst known, and the reason says so;
+- cost: dollars for all tasks; a candidate `cost_span` decades dearer than the cheapest scores 0;
+- time: training hours for all tasks on the budget (time to deploy), `time_span` decades;
+- storage: bytes kept for all tasks (one base plus an adapter per task, or a full copy per task).
 The score is the priority-weighted mean of the criteria (priorities default to 1; 0 ignores a criterion).
-Methods that do not fit the budget rank after every method that does, and methods no pair reports on the
-task type (their gap is then the prior, "indistinguishable from FFT", not evidence) after those with evidence.
-The research's selection guide (limited resources, complex tasks, rapid deployment, many tasks, edge
-deployment, large datasets) is reported as numbers from these estimates, never applied as a fixed rule.
+
+Ranking weighs the evidence, not only the mean: methods that fit come first; among them, those whose gap
+interval overlaps the best one's are indistinguishable on accuracy, and of those the ones with at least
+`min_evidence` pairs of their own on the task type (practice's defaults, LoRA on all linear layers and
+QLoRA, break ties) rank before methods with less evidence, then by score (memory headroom, time, cost,
+storage). So a method with one pair never outranks one with forty on a 0.1 GiB difference. The research's
+selection guide is reported as numbers from these estimates, never applied as a fixed rule.
 """
 
 from __future__ import annotations
@@ -25,23 +28,38 @@ from typing import Any
 
 from core.counting import ParameterCount
 from core.errors import InputError
-from core.estimate import MethodEstimate
 from core.gap.features import RANKED_METHODS, GapScenario
 from core.gap.model import GapModel, GapPrediction, gap_model
 from core.gap.resources import Budget, Plan, gpus_by_memory, plan_methods, plan_one
-from core.gap.robustness import robustness
-from core.gap.theory import crossover_note, data_note
+from core.gap.robustness import ConditionEstimate, robustness
+from core.gap.theory import data_note
 from core.memory.gpus import find_gpu
 from core.models import ResolvedModel, resolve_model
-from core.registry import METHODS, MethodChoice, get_method, method_ids
+from core.registry import ALL_LINEAR, METHODS, MethodChoice, get_method, method_ids
 from core.units import GIB, human_bytes
 
 PRIORITIES: tuple[str, ...] = ("accuracy", "cost", "robustness", "storage", "time")
-ACCURACY_SPAN = 10.0  # points of gap
-ROBUSTNESS_SPAN = 10.0  # points of gap
-COST_SPAN = 1.0  # decades of dollars
-TIME_SPAN = 1.0  # decades of hours
-STORAGE_SPAN = 2.0  # decades of bytes
+PRACTICE_DEFAULTS: tuple[str, ...] = ("lora", "qlora")  # what practitioners reach for first (LoRA Without Regret)
+
+
+@dataclass(frozen=True)
+class RecommendSettings:
+    """The recommender's constants in one place: the criteria's spans and the evidence rule."""
+
+    accuracy_span: float = 10.0  # points of gap
+    robustness_span: float = 10.0  # points of gap
+    cost_span: float = 1.0  # decades of dollars
+    time_span: float = 1.0  # decades of hours
+    storage_span: float = 2.0  # decades of bytes
+    min_evidence: int = 10  # a method's own pairs on the task type to count as well evidenced
+
+    def __post_init__(self) -> None:
+        spans = (self.accuracy_span, self.robustness_span, self.cost_span, self.time_span, self.storage_span)
+        if any(not s > 0 for s in spans) or self.min_evidence < 1:
+            raise ValueError("spans must be positive and min_evidence at least 1")
+
+
+SETTINGS = RecommendSettings()
 
 
 @dataclass(frozen=True)
@@ -92,28 +110,84 @@ class RecommendRequest:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """One method planned on the budget, before scoring: count, plan, gaps and storage for all tasks."""
+
+    choice: MethodChoice
+    count: ParameterCount
+    plan: Plan
+    gap: GapPrediction | None  # None for FFT, the reference
+    robust: ConditionEstimate | None  # None for FFT; `known` is False when the method has no ood evidence
+    storage_bytes: float
+    full_copies_bytes: float
+    reported: int  # pairs of this very method on the task type
+
+    @property
+    def label(self) -> str:
+        return self.choice.label()
+
+    @property
+    def evidenced(self) -> bool:
+        """FFT (the reference) or a method with `min_evidence` pairs of its own on the task type."""
+        return self.gap is None or self.reported >= SETTINGS.min_evidence
+
+    @property
+    def low(self) -> float:
+        return 0.0 if self.gap is None else self.gap.low
+
+    @property
+    def high(self) -> float:
+        return 0.0 if self.gap is None else self.gap.high
+
+
+@dataclass(frozen=True)
 class MethodOption:
-    """One ranked method: its plan on the budget, expected gaps, totals for all tasks, score and reason."""
+    """One ranked method: its plan on the budget (None: it cannot be planned on this model, see `error`),
+    expected gaps, totals for all tasks, criteria, score and reason."""
 
     method: str
     label: str
-    fits: bool
-    plan: Plan | None
-    gap: GapPrediction | None
-    robust_gap: float
-    storage_bytes: float
-    full_copies_bytes: float
-    criteria: Mapping[str, float]
-    score: float
     reason: str
+    candidate: Candidate | None = None
+    criteria: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    score: float = 0.0
+    indistinguishable: bool = False  # its gap interval overlaps the most accurate fitting option's
     error: str = ""
-    untested: bool = False  # no pair reports this method on this task type: its gap is the prior, not evidence
 
     def __post_init__(self) -> None:
-        if self.fits and self.plan is None:
-            raise ValueError(f"{self.method}: a method that fits needs its plan")
-        if self.plan is not None and not 0 <= self.score <= 1:
+        if self.candidate is None and not self.error:
+            raise ValueError(f"{self.method}: an option without a plan needs the reason it has none")
+        if not 0 <= self.score <= 1:
             raise ValueError(f"{self.method}: score {self.score} outside [0, 1]")
+
+    @property
+    def plan(self) -> Plan | None:
+        return None if self.candidate is None else self.candidate.plan
+
+    @property
+    def fits(self) -> bool:
+        return self.candidate is not None and self.candidate.plan.fits
+
+    @property
+    def gap(self) -> GapPrediction | None:
+        return None if self.candidate is None else self.candidate.gap
+
+    @property
+    def robust(self) -> ConditionEstimate | None:
+        return None if self.candidate is None else self.candidate.robust
+
+    @property
+    def storage_bytes(self) -> float | None:
+        return None if self.candidate is None else self.candidate.storage_bytes
+
+    @property
+    def reported(self) -> int:
+        return 0 if self.candidate is None else self.candidate.reported
+
+    @property
+    def untested(self) -> bool:
+        """No pair reports this method on this task type: its gap is its family's or the prior, not its own."""
+        return self.candidate is not None and self.candidate.gap is not None and self.candidate.reported == 0
 
     @property
     def gap_mean(self) -> float:
@@ -121,25 +195,22 @@ class MethodOption:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "method": self.method,
-            "label": self.label,
-            "fits": self.fits,
-            "score": round(self.score, 4),
-            "criteria": {k: round(v, 4) for k, v in self.criteria.items()},
-            "reason": self.reason,
-            "robust_gap": None if math.isnan(self.robust_gap) else round(self.robust_gap, 3),
-            "storage_bytes": None if math.isnan(self.storage_bytes) else self.storage_bytes,
-            "full_copies_bytes": None if math.isnan(self.full_copies_bytes) else self.full_copies_bytes,
-        }
+            "method": self.method, "label": self.label, "fits": self.fits, "score": round(self.score, 4),
+            "criteria": {k: round(v, 4) for k, v in self.criteria.items()}, "reason": self.reason,
+            "indistinguishable": self.indistinguishable, "reported_pairs": self.reported,
+        }  # fmt: skip
         if self.error:
             out["error"] = self.error
-        if self.plan is not None:
-            p = self.plan
+        c = self.candidate
+        if c is not None:
+            p = c.plan
             out["plan"] = {
                 "gpu": p.gpu.id, "gpus": p.gpus, "sharding": p.sharding, "per_gpu_gib": round(p.per_gpu_bytes / GIB, 2),
                 "headroom_gib": round(p.headroom_gib, 2), "largest_micro_batch": p.largest_micro_batch,
                 "hours_per_task": round(p.hours, 3), "dollars_per_task": round(p.dollars, 2),
             }  # fmt: skip
+            out["storage_bytes"], out["full_copies_bytes"] = c.storage_bytes, c.full_copies_bytes
+            out["robustness"] = None if c.robust is None else c.robust.to_dict()
         if self.gap is not None:
             out["gap"] = {k: v for k, v in self.gap.to_dict(evidence_limit=5).items() if k != "scenario"}
         return out
@@ -153,6 +224,7 @@ class Recommendation:
     model: str
     options: list[MethodOption]
     choice: MethodOption | None
+    best_peft: MethodOption | None  # the highest-ranked PEFT option: the one "best PEFT option" everywhere
     rationale: list[str]
     make_fft_fit: list[str]
     guide: list[str]
@@ -169,6 +241,7 @@ class Recommendation:
             "request": req,
             "model": self.model,
             "recommended": None if self.choice is None else self.choice.method,
+            "best_peft": None if self.best_peft is None else self.best_peft.method,
             "rationale": self.rationale,
             "options": [o.to_dict() for o in self.options],
             "make_fft_fit": self.make_fft_fit,
@@ -209,38 +282,38 @@ def _gib(nbytes: float) -> str:
     return f"{nbytes / GIB:.1f} GiB"
 
 
-def _reason(option: dict[str, Any], request: RecommendRequest) -> str:
-    p: Plan = option["plan"]
+def _accuracy_text(c: Candidate, request: RecommendRequest) -> str:
+    gap = c.gap
+    if gap is None:
+        return "the reference (gap 0 points)"
+    interval = (
+        f"gap {gap.mean:+.1f} points (80% interval {gap.low:+.1f} to {gap.high:+.1f}, {gap.verdict}; "
+        f"P(FFT ahead by > {gap.margin:g}) {gap.p_fft_better:.0%})"
+    )
+    if c.reported == 0:
+        return f"{interval}: no pair reports this method on {request.task_type}; evidence: {gap.evidence_basis}"
+    return f"{interval}; {c.reported} pairs of its own on {request.task_type}, {gap.n_sources} source(s)"
+
+
+def _robust_text(c: Candidate) -> str:
+    if c.robust is None:
+        return "robustness: the reference"
+    return f"robustness: {c.robust.summary()}"
+
+
+def _reason(c: Candidate, request: RecommendRequest) -> str:
+    p = c.plan
     fit = (
         f"fits {p.gpus} x {p.gpu.id} ({'data parallel' if p.sharding == 'none' else p.sharding}) with "
-        f"{p.headroom_gib:+.1f} GiB headroom per GPU, "
-        f"largest micro-batch {p.largest_micro_batch}"
+        f"{p.headroom_gib:+.1f} GiB headroom per GPU, largest micro-batch {p.largest_micro_batch}"
         if p.fits
         else f"does not fit {p.gpus} x {p.gpu.id}: needs {_gib(p.per_gpu_bytes)} per GPU of {p.gpu.memory_gib:.1f} GiB"
     )
-    gap: GapPrediction | None = option["gap"]
-    if gap is None:
-        accuracy = "the reference (gap 0 points)"
-    elif option["untested"]:
-        accuracy = (
-            f"gap {gap.mean:+.1f} points (80% interval {gap.low:+.1f} to {gap.high:+.1f}): no pair reports this "
-            f"method on {request.task_type}, so this is the prior, not evidence"
-        )
-    elif gap.n_evidence == 0:
-        accuracy = (
-            f"gap {gap.mean:+.1f} points (80% interval {gap.low:+.1f} to {gap.high:+.1f}, {gap.verdict}): "
-            f"{option['reported']} pairs report this method on {request.task_type}, none at a close model or data size"
-        )
-    else:
-        accuracy = (
-            f"gap {gap.mean:+.1f} points (80% interval {gap.low:+.1f} to {gap.high:+.1f}, {gap.verdict}; "
-            f"{gap.n_evidence} warehouse pairs from {gap.n_sources} source{'s' if gap.n_sources != 1 else ''})"
-        )
     tasks = request.tasks
     return (
-        f"{option['label']}: {fit}; {accuracy}; {tasks * p.hours:.1f} h wall-clock on the budget and "
-        f"${tasks * p.dollars:,.0f} for {_tasks(tasks)}; storage {human_bytes(option['storage'])} "
-        f"(full copies: {human_bytes(option['full'])})"
+        f"{c.label}: {fit}; {_accuracy_text(c, request)}; {_robust_text(c)}; {tasks * p.hours:.1f} h wall-clock "
+        f"on the budget and ${tasks * p.dollars:,.0f} for {_tasks(tasks)}; storage {human_bytes(c.storage_bytes)} "
+        f"(full copies: {human_bytes(c.full_copies_bytes)})"
     )
 
 
@@ -253,120 +326,134 @@ def recommend(
 ) -> Recommendation:
     """Rank the request's methods (see the module docstring); `model`/`resolved` skip the warehouse or Hub."""
     gm = model if model is not None else gap_model(wh)
-    gm.check(GapScenario(request.task_type, "lora"))
     resolved = resolved if resolved is not None else resolve_model(request.model)
-    planned = plan_methods(resolved, [MethodChoice(m) for m in request.methods], request.budget)
+    planned = plan_methods(resolved, [_choice(m) for m in request.methods], request.budget)
     fft_count = next(est.count for est, _ in planned if est.method == "fft")
     if fft_count is None:
         raise InputError(f"{resolved.name}: full fine-tuning cannot be counted, so there is nothing to compare against")
-    raw = _raw_options(resolved, planned, request, gm=gm, full_copy=float(fft_count.adapter_bytes))
-    skipped = [r["skipped"] for r in raw if "skipped" in r]
-    options = _score([r for r in raw if "skipped" not in r], request) + skipped
-    fitting = [o for o in options if o.fits]
-    choice_opt = fitting[0] if fitting else None
+    full_copy = float(fft_count.adapter_bytes)
+    candidates, skipped = [], []
+    for est, plan in planned:
+        choice = _choice(est.method)
+        if est.count is None or plan is None:
+            why = est.error or est.memory_error or "its memory could not be estimated"
+            skipped.append(MethodOption(choice.method, choice.label(),
+                                        f"{choice.label()}: not applicable to {resolved.name}: {why}", error=why))
+            continue  # fmt: skip
+        candidates.append(_candidate(choice, est.count, plan, request, gm=gm, full_copy=full_copy))
+    options = _rank(candidates, request) + skipped
+    choice_opt = next((o for o in options if o.fits), None)
+    best_peft = next((o for o in options if o.candidate is not None and o.method != "fft"), None)
     fft = next(o for o in options if o.method == "fft")
     return Recommendation(
         request=request,
         model=resolved.name,
         options=options,
         choice=choice_opt,
+        best_peft=best_peft,
         rationale=_rationale(choice_opt, options, request),
         make_fft_fit=[] if fft.fits else _make_fft_fit(resolved, fft_count, request, options=options, gm=gm),
-        guide=_guide(options, request, gm),
+        guide=_guide(options, best_peft, request, gm),
         notes=[
-            "gap = PEFT minus FFT in points of a 0-100 metric (positive = PEFT better), predicted from the warehouse "
-            "pairs; memory, hours and dollars from core.memory (bf16 mixed precision, AdamW, gradient checkpointing "
-            "as requested, its default model-FLOPs utilisation and the GPU catalogue's editable prices)",
+            "gap = PEFT minus FFT in points of a 0-100 metric (positive = PEFT better), predicted for a new paper "
+            f"from the warehouse pairs ({gm.heldout_summary()}); memory, hours and dollars from core.memory (bf16 "
+            "mixed precision, AdamW, gradient checkpointing as requested, its default model-FLOPs utilisation and "
+            "the GPU catalogue's editable prices); LoRA on all linear layers, as practice recommends",
         ],
     )
 
 
-def _raw_options(
-    resolved: ResolvedModel,
-    planned: list[tuple[MethodEstimate, Plan | None]],
-    request: RecommendRequest,
-    *,
-    gm: GapModel,
+def _choice(method: str) -> MethodChoice:
+    """Registry defaults (methods compared as published), except LoRA on every linear layer: practice's default
+    (LoRA Without Regret, Thinking Machines 2025: attention-only LoRA underperforms)."""
+    return MethodChoice(method, targets=ALL_LINEAR) if method == "lora" else MethodChoice(method)
+
+
+def _candidate(
+    choice: MethodChoice, count: ParameterCount, plan: Plan, request: RecommendRequest, *, gm: GapModel,
     full_copy: float,
-) -> list[dict[str, Any]]:
-    """Per method: its count, plan on the budget, gap prediction, robustness and storage for all tasks (or,
-    under "skipped", why it cannot be planned on this model). `full_copy` is one full checkpoint, in bytes."""
-    raw: list[dict[str, Any]] = []
-    for est, plan in planned:
-        choice = MethodChoice(est.method)  # registry defaults: methods are compared as published
-        count = est.count
-        if count is None or plan is None:
-            why = est.error or est.memory_error or "its memory could not be estimated"
-            option = MethodOption(
-                choice.method, choice.label(), False, None, None, math.nan, math.nan, math.nan, {}, -1.0,
-                f"{choice.label()}: not applicable to {resolved.name}: {why}", why,
-            )  # fmt: skip
-            raw.append({"choice": choice, "skipped": option})
-            continue
-        reported = gm.reported(choice.method, request.task_type)
-        if choice.method == "fft":
-            gap, robust, storage = None, 0.0, request.tasks * full_copy
-        else:
-            scenario = _scenario(request, choice, count)
-            gap = gm.predict(scenario)
-            rob = robustness(gm.pairs, list(gm.claims), scenario)
-            known = [e.mean for e in (rob.ood, rob.adversarial) if e.mean is not None]
-            robust = min(known) if known else gap.mean
-            storage = full_copy + request.tasks * count.adapter_bytes
-        raw.append({"choice": choice, "count": count, "label": choice.label(), "plan": plan, "gap": gap,
-                    "robust": robust, "storage": storage, "full": request.tasks * full_copy, "reported": reported,
-                    "untested": gap is not None and reported == 0})  # fmt: skip
-    return raw
+) -> Candidate:  # fmt: skip
+    """One planned method with its gap prediction, its own robustness evidence and storage for all tasks."""
+    if choice.method == "fft":
+        return Candidate(choice, count, plan, None, None, request.tasks * full_copy, request.tasks * full_copy, 0)
+    scenario = _scenario(request, choice, count)
+    gap = gm.predict(scenario)
+    rob = robustness(gm.pairs, list(gm.claims), scenario).ood
+    storage = full_copy + request.tasks * count.adapter_bytes
+    return Candidate(choice, count, plan, gap, rob, storage, request.tasks * full_copy,
+                     gm.reported(choice.method, request.task_type))  # fmt: skip
 
 
-def _score(raw: list[dict[str, Any]], request: RecommendRequest) -> list[MethodOption]:
-    if not raw:
+def _rank(candidates: list[Candidate], request: RecommendRequest) -> list[MethodOption]:
+    """Score every candidate, then order: fits; indistinguishable from the most accurate fitting option;
+    well evidenced (practice's defaults first among equals); score."""
+    if not candidates:
         return []
-    tasks = request.tasks
-    best_gap = max(0.0 if r["gap"] is None else r["gap"].low for r in raw)
-    best_robust = max(r["robust"] for r in raw)
-    cheapest = min(tasks * r["plan"].dollars for r in raw)
-    fastest = min(tasks * r["plan"].hours for r in raw)
-    smallest = min(r["storage"] for r in raw)
-    weights = request.priorities
+    s, tasks, weights = SETTINGS, request.tasks, request.priorities
+    best_gap = max(c.low for c in candidates)
+    robust_lows = [c.robust.low for c in candidates if c.robust is not None and c.robust.low is not None]
+    worst_robust = min([0.0, *robust_lows])
+    robust = [0.0 if c.robust is None else (c.robust.low if c.robust.low is not None else worst_robust)
+              for c in candidates]  # fmt: skip
+    best_robust = max(robust)
+    cheapest = min(tasks * c.plan.dollars for c in candidates)
+    fastest = min(tasks * c.plan.hours for c in candidates)
+    smallest = min(c.storage_bytes for c in candidates)
+    fitting = [c for c in candidates if c.plan.fits]
+    top_low = max((c.low for c in fitting), default=best_gap)
+    top = next((c for c in fitting if c.low == top_low), None)
     options = []
-    for r in raw:
-        p: Plan = r["plan"]
-        gap_low = 0.0 if r["gap"] is None else r["gap"].low
+    for c, rob in zip(candidates, robust, strict=True):
         criteria = {
-            "accuracy": _gap_score(gap_low, best_gap, ACCURACY_SPAN),
-            "robustness": _gap_score(r["robust"], best_robust, ROBUSTNESS_SPAN),
-            "cost": _ratio_score(tasks * p.dollars, cheapest, COST_SPAN),
-            "time": _ratio_score(tasks * p.hours, fastest, TIME_SPAN),
-            "storage": _ratio_score(r["storage"], smallest, STORAGE_SPAN),
+            "accuracy": _gap_score(c.low, best_gap, s.accuracy_span),
+            "robustness": _gap_score(rob, best_robust, s.robustness_span),
+            "cost": _ratio_score(tasks * c.plan.dollars, cheapest, s.cost_span),
+            "time": _ratio_score(tasks * c.plan.hours, fastest, s.time_span),
+            "storage": _ratio_score(c.storage_bytes, smallest, s.storage_span),
         }
         score = sum(weights[k] * v for k, v in criteria.items()) / sum(weights.values())
-        options.append(
-            MethodOption(r["choice"].method, r["label"], p.fits, p, r["gap"], r["robust"], r["storage"], r["full"],
-                         MappingProxyType(criteria), score, _reason(r, request), untested=r["untested"])
-        )  # fmt: skip
-    return sorted(options, key=lambda o: (not o.fits, o.untested, -o.score, o.method))
+        tied = top is not None and c.plan.fits and c.low <= top.high and top.low <= c.high
+        options.append(MethodOption(c.choice.method, c.label, _reason(c, request), c, MappingProxyType(criteria),
+                                    score, tied))  # fmt: skip
+
+    def key(o: MethodOption) -> tuple[bool, bool, bool, bool, float, str]:
+        assert o.candidate is not None
+        default = o.method in PRACTICE_DEFAULTS
+        return (not o.fits, not o.indistinguishable, not o.candidate.evidenced, not default, -o.score, o.method)
+
+    return sorted(options, key=key)
 
 
 def _rationale(choice: MethodOption | None, options: list[MethodOption], request: RecommendRequest) -> list[str]:
-    if choice is None:
+    """Why the choice: the indistinguishable set in one line, then the three numbers that decided it."""
+    if choice is None or choice.candidate is None:
         return ["no method fits this GPU budget: see what would make FFT fit, or add GPUs"]
-    weights = request.priorities
-    parts = ", ".join(f"{k} {choice.criteria[k]:.2f} (x{weights[k]:g})" for k in PRIORITIES)
-    lines = [f"recommended: {choice.label}, score {choice.score:.2f} of 1 ({parts})", choice.reason]
-    others = [o for o in options if o is not choice and o.plan is not None]
-    if others:
-        runner = others[0]
-        why = " (does not fit)" if not runner.fits else " (no evidence on this task)" if runner.untested else ""
-        lines.append(f"next: {runner.label}, score {runner.score:.2f}{why}")
+    c = choice.candidate
+    tied = [o for o in options if o.indistinguishable]
+    lines = []
+    if len(tied) > 1:
+        lines.append(
+            f"{len(tied)} methods that fit are indistinguishable on accuracy at 80% "
+            f"({', '.join(o.label for o in tied)}): the choice goes to evidence, then memory, time and cost"
+        )
+    runner = next((o for o in options if o is not choice and o.candidate is not None and o.fits), None)
+    evidence = "the reference" if c.gap is None else f"{c.reported} pairs of its own on {request.task_type}"
+    if runner is not None and runner.candidate is not None and runner.gap is not None:
+        evidence += f" (next, {runner.label}: {runner.reported})"
+    lines.append(
+        f"recommended: {choice.label}: evidence {evidence}; {c.plan.headroom_gib:+.1f} GiB headroom per GPU; "
+        f"{request.tasks * c.plan.hours:.1f} h and ${request.tasks * c.plan.dollars:,.0f} for {_tasks(request.tasks)}"
+    )
+    lines.append(choice.reason)
     fft = next(o for o in options if o.method == "fft")
-    if fft is not choice and fft.plan is not None:
+    if fft is not choice and fft.candidate is not None:
         if not fft.fits:
             lines.append("full fine-tuning does not fit the budget, so a PEFT method is recommended")
         elif choice.gap is not None:
             lines.append(
                 f"against FFT: {choice.gap.summary()}; FFT would cost "
-                f"${request.tasks * fft.plan.dollars:,.0f} and store {human_bytes(fft.storage_bytes)}"
+                f"${request.tasks * fft.candidate.plan.dollars:,.0f} and store "
+                f"{human_bytes(fft.candidate.storage_bytes)}"
             )
     return lines
 
@@ -406,14 +493,14 @@ def _make_fft_fit(
         if p is not None and p.fits:
             out.append(f"a larger GPU: {request.gpus} x {gpu.id} ({gpu.memory_gib:.0f} GiB each) fits FFT")
             break
-    qlora = next((o for o in options if o.method == "qlora"), None)
+    qlora = next((o.candidate for o in options if o.method == "qlora" and o.candidate is not None), None)
     if qlora is None:  # not among the ranked methods: plan it here, since it is the usual way out
         planned = plan_methods(resolved, [MethodChoice("qlora")], budget)
-        raw = [r for r in _raw_options(resolved, planned, request, gm=gm, full_copy=float(count.adapter_bytes))
-               if "plan" in r]  # fmt: skip
-        qlora = _score(raw, request)[0] if raw else None
-    if qlora is not None and qlora.plan is not None and qlora.gap is not None:
-        status = "fits" if qlora.fits else "does not fit either"
+        qlora = next((_candidate(MethodChoice("qlora"), est.count, plan, request, gm=gm,
+                                 full_copy=float(count.adapter_bytes))
+                      for est, plan in planned if est.count is not None and plan is not None), None)  # fmt: skip
+    if qlora is not None and qlora.gap is not None:
+        status = "fits" if qlora.plan.fits else "does not fit either"
         out.append(
             f"QLoRA instead: {status} ({_gib(qlora.plan.per_gpu_bytes)} per GPU, 4-bit base); expected gap "
             f"{qlora.gap.mean:+.1f} points (80% interval {qlora.gap.low:+.1f} to {qlora.gap.high:+.1f})"
@@ -428,43 +515,41 @@ def _unsharded_optimizer(options: list[MethodOption]) -> float:
     return fft.plan.optimizer_bytes * (fft.plan.gpus if fft.plan.sharding != "none" else 1)
 
 
-def _guide(options: list[MethodOption], request: RecommendRequest, gm: GapModel) -> list[str]:
-    """The research's selection guide, each item quantified from this request's estimates."""
-    planned = [o for o in options if o.plan is not None]
-    fft = next(o for o in planned if o.method == "fft")
-    peft = [o for o in planned if o.method != "fft"]
-    lines = []
-    assert fft.plan is not None
-    lines.append(
+def _guide(
+    options: list[MethodOption], best: MethodOption | None, request: RecommendRequest, gm: GapModel
+) -> list[str]:
+    """The research's selection guide, each item quantified from this request's estimates; "the best PEFT
+    option" is `best` (the highest-ranked PEFT option), the same one the page and the CLI show."""
+    planned = [o.candidate for o in options if o.candidate is not None]
+    fft = next(c for c in planned if c.choice.method == "fft")
+    peft = [c for c in planned if c.choice.method != "fft"]
+    lines = [
         f"limited resources: FFT needs {_gib(fft.plan.per_gpu_bytes)} per GPU; the budget has "
-        f"{request.gpus} x {fft.plan.gpu.memory_gib:.1f} GiB ({'fits' if fft.fits else 'does not fit'})"
+        f"{request.gpus} x {fft.plan.gpu.memory_gib:.1f} GiB ({'fits' if fft.plan.fits else 'does not fit'})"
+    ]
+    if not peft or best is None or best.candidate is None or best.gap is None:
+        return lines
+    lines.append(
+        f"accuracy on {request.task_type}: the best PEFT option ({best.label}) is expected at {best.gap.mean:+.1f} "
+        f"points (80% interval {best.gap.low:+.1f} to {best.gap.high:+.1f}): {best.gap.verdict}"
     )
-    if peft:
-        tested = [o for o in peft if not o.untested] or peft
-        best = max(tested, key=lambda o: o.gap_mean)
-        assert best.gap is not None
-        lines.append(
-            f"accuracy on {request.task_type}: the best PEFT option ({best.label}) is expected at {best.gap.mean:+.1f} "
-            f"points (80% interval {best.gap.low:+.1f} to {best.gap.high:+.1f}): {best.gap.verdict}"
-        )
-        fastest = min(peft, key=lambda o: o.plan.hours if o.plan else math.inf)
-        assert fastest.plan is not None
-        lines.append(
-            f"rapid deployment: {fastest.label} trains in {fastest.plan.hours:.1f} h per task vs FFT "
-            f"{fft.plan.hours:.1f} h on this budget"
-        )
-        smallest = min(peft, key=lambda o: o.storage_bytes)
-        lines.append(
-            f"{_tasks(request.tasks)}: {smallest.label} keeps {human_bytes(smallest.storage_bytes)} "
-            f"(one base + adapters) vs {human_bytes(fft.storage_bytes)} of full copies"
-        )
-        one_adapter = (smallest.storage_bytes - fft.storage_bytes / request.tasks) / request.tasks
-        lines.append(
-            f"edge deployment: one {smallest.label} adapter is {human_bytes(one_adapter)} vs a full copy of "
-            f"{human_bytes(fft.storage_bytes / request.tasks)} to ship"
-        )
-        lines.append(f"large datasets ({request.train_examples:,} examples): {data_note(gm.linear)}")
-        cross = crossover_note(gm.linear, best.gap.mean, math.log10(request.train_examples), gm.examples_range())
-        if cross is not None:
-            lines.append(cross)
+    fastest = min(peft, key=lambda c: c.plan.hours)
+    lines.append(
+        f"rapid deployment: {fastest.label} trains in {fastest.plan.hours:.1f} h per task vs FFT "
+        f"{fft.plan.hours:.1f} h on this budget"
+    )
+    smallest = min(peft, key=lambda c: c.storage_bytes)
+    lines.append(
+        f"{_tasks(request.tasks)}: {smallest.label} keeps {human_bytes(smallest.storage_bytes)} "
+        f"(one base + adapters) vs {human_bytes(fft.storage_bytes)} of full copies"
+    )
+    one_adapter = (smallest.storage_bytes - fft.storage_bytes / request.tasks) / request.tasks
+    lines.append(
+        f"edge deployment: one {smallest.label} adapter is {human_bytes(one_adapter)} vs a full copy of "
+        f"{human_bytes(fft.storage_bytes / request.tasks)} to ship"
+    )
+    lines.append(f"large datasets ({request.train_examples:,} examples): {data_note(gm.linear)}")
+    cross = best.gap.crossover
+    lines.append(cross.summary() if cross is not None else
+                 "data-size crossover: none within the evidence's sizes for the best PEFT option")  # fmt: skip
     return lines

@@ -96,18 +96,28 @@ def pooled(condition: str, basis: str, values: pd.Series, sources: pd.Series, it
 
 
 def _relevant(frame: pd.DataFrame, scenario: GapScenario | None) -> tuple[pd.DataFrame, str]:
-    """The scenario's method family when it has enough rows, else every PEFT method (said in the basis)."""
-    if scenario is None or frame.empty:
+    """The scenario's own method's rows, else its family's, else none (said in the basis): a method's
+    robustness comes from evidence about that method, never from other families' pairs."""
+    if scenario is None:
         return frame, "pairs (all PEFT methods)"
-    family = frame["method_id"].map(lambda m: METHODS[m].family)
-    same = frame.loc[family == scenario.family]
-    if len(same) >= MIN_SAME_FAMILY:
-        return same, f"pairs ({scenario.family} methods)"
-    return frame, f"pairs (all PEFT methods: fewer than {MIN_SAME_FAMILY} {scenario.family} pairs)"
+    method = scenario.match.method_id
+    if method is not None and (own := frame.loc[frame["method_id"] == method]).shape[0] > 0:
+        return own, f"pairs ({METHODS[method].name})"
+    family = scenario.family
+    if family is not None and (same := frame.loc[frame["family"] == family]).shape[0] > 0:
+        return same, f"pairs ({family} methods; none of {scenario.method} itself)"
+    return frame.iloc[0:0], f"pairs of {scenario.method} or its family"
+
+
+def _claim_applies(claim: ClaimRow, scenario: GapScenario | None) -> bool:
+    """A claim about one method counts for a scenario of that method's family (or for no scenario)."""
+    if scenario is None or claim.method_id is None:
+        return True
+    return METHODS[claim.method_id].family == scenario.family
 
 
 def _item(r: pd.Series, value: float) -> str:
-    return f"{r['source']} {r.get('source_table', '')}: {r.get('task', '')} ({r['method_id']}) {value:+.2f}"
+    return f"{r['source']} {r.get('source_table', '')}: {r.get('task', '')} ({r['method_raw']}) {value:+.2f}"
 
 
 def ood_shift_frame(prepared: pd.DataFrame) -> pd.DataFrame:
@@ -166,15 +176,20 @@ def _disagreement(ood: ConditionEstimate, adversarial: ConditionEstimate) -> str
 
 
 def robustness(prepared: pd.DataFrame, claims: list[ClaimRow], scenario: GapScenario | None = None) -> RobustnessReport:
-    """OOD and adversarial estimates from prepared pairs (`features.prepare_pairs`) and the seed claims."""
+    """OOD and adversarial estimates from prepared pairs (`pairs.prepare_pairs`) and the seed claims.
+
+    With a scenario, the ood evidence is that method's (or family's) pairs only; the seed paper's adversarial
+    claims compare FFT with LoRA, so they count for the scenario only when its method is LoRA's family."""
     ood_rows, basis = _relevant(prepared.loc[prepared["distribution"] == "ood"], scenario)
     ood = pooled("out of distribution", basis, ood_rows["y"], ood_rows["source"],
                  [_item(r, r["y"]) for _, r in ood_rows.iterrows()])  # fmt: skip
     shifts, shift_basis = _relevant(ood_shift_frame(prepared), scenario)
     shift = pooled("ood minus in-domain gap", shift_basis.replace("pairs", "matched pairs"), shifts["shift"],
                    shifts["source"], [_item(r, r["shift"]) for _, r in shifts.iterrows()])  # fmt: skip
-    adv_pairs = prepared.loc[prepared["distribution"] == "adversarial"]
-    adv_claims = [c for c in claims if c.distribution == "adversarial" and c.gap is not None]
+    adv_pairs, _ = _relevant(prepared.loc[prepared["distribution"] == "adversarial"], scenario)
+    adv_claims = [
+        c for c in claims if c.distribution == "adversarial" and c.gap is not None and _claim_applies(c, scenario)
+    ]
     values = pd.concat([adv_pairs["y"], pd.Series([c.gap for c in adv_claims], dtype=float)], ignore_index=True)
     sources = pd.concat(
         [adv_pairs["source"], pd.Series([c.citation for c in adv_claims], dtype=str)], ignore_index=True

@@ -243,23 +243,6 @@ def targets_note(fit: LinearFit, *, confounded: bool = False) -> str:
     return text + (_CONFOUNDED if confounded else "")
 
 
-def crossover_note(fit: LinearFit, mean: float, log_examples: float, within: tuple[float, float]) -> str | None:
-    """Where this scenario's gap would cross zero as data grows, from the examples slope, when the slope is
-    clear and the crossing lies inside `within` (the evidence's range of log10 examples: no extrapolation)."""
-    slope, sd = fit.contrast({"log10_examples": 1.0})
-    if math.isnan(log_examples) or _sign(slope, sd) == 0:
-        return None
-    crossing = log_examples - mean / slope
-    if not within[0] <= crossing <= within[1]:
-        return None
-    at = 10**crossing
-    lead = "FFT" if slope < 0 else "PEFT"
-    return (
-        f"data-size crossover: at this slope ({slope:+.2f} points per 10x examples) the gap crosses 0 near "
-        f"{at:,.0f} examples; {lead} leads beyond that"
-    )
-
-
 def theory_notes(fit: LinearFit, task_types: tuple[str, ...], confounded: frozenset[str] = frozenset()) -> list[str]:
     """Every theory check on the whole evidence, one line each; `confounded` names contrasts ('task',
     'targets') that no single source reports both sides of."""

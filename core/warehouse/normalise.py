@@ -118,12 +118,13 @@ def _registry_names() -> dict[str, str]:
 
 
 def _registry_name(low: str) -> str | None:
-    """The registry id a name spells exactly, or the head of PEFT's `type [config]` form (config variants
+    """The registry id a name (or its first word) spells, or the head of PEFT's `type [config]` form (config variants
     that are registry methods of their own, e.g. `lora [...-dora]`, win); None when it spells none."""
     names = _registry_names()
     match = _BENCHMARK.match(low)
     if match is None:
-        return names.get(_squash(low))
+        first = re.split(r"[\s(]", low, maxsplit=1)[0].rstrip("*+")  # "BOFT* b=8 m=2" -> boft
+        return names.get(_squash(low)) or names.get(_squash(first))
     head = names.get(_squash(match.group("head")))
     variant = next((names[_squash(p)] for p in re.split(r"[-_]", match.group("config")) if _squash(p) in names), None)
     if head is not None and variant is not None and METHODS[variant].family == METHODS[head].family:
