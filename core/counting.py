@@ -26,7 +26,7 @@ from core.apply import trained_parameters, wrap_peft
 from core.errors import InputError, NotApplicableError
 from core.models import DTYPE_BYTES, ResolvedModel
 from core.registry import ALL_LINEAR, MethodChoice
-from core.skeleton import SkeletonKey, extrapolate, fresh_copy, is_head, skeleton
+from core.skeleton import SkeletonKey, extrapolate, fresh_copy, is_head, linear_module_names, skeleton
 
 _ADAPTER_DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 _is_head = is_head  # core/memory (states, layout) imports it from here until it reads core.skeleton.is_head
@@ -84,17 +84,6 @@ def _checkpoint_bytes(model: ResolvedModel, params: int) -> int:
     return params * DTYPE_BYTES[model.saved_dtype]
 
 
-def linear_module_names(model: nn.Module) -> list[str]:
-    """Distinct leaf names of the linear-like layers (what --targets can name)."""
-    names = {name.split(".")[-1] for name, m in model.named_modules() if _is_linear_like(m) and name}
-    return sorted(names)
-
-
-def _is_linear_like(module: nn.Module) -> bool:
-    # GPT-2 uses transformers' Conv1D, a linear layer with transposed weights.
-    return isinstance(module, nn.Linear | nn.Embedding) or type(module).__name__ == "Conv1D"
-
-
 def _check_targets(base: nn.Module, choice: MethodChoice) -> None:
     if not isinstance(choice.targets, tuple):
         return
@@ -145,7 +134,9 @@ def peft_model(key: SkeletonKey, choice: MethodChoice, keep_blocks: tuple[tuple[
 
 
 def _check_rank(peft_model: nn.Module, choice: MethodChoice) -> None:
-    if choice.rank is None or not choice.spec.rank_bounds_layers:
+    """A rank above a named layer's smaller side is refused; with --targets all-linear peft also adapts one-output
+    gates (Qwen-MoE's shared_expert_gate), and an over-sized factor there is peft's own behaviour, not an error."""
+    if choice.rank is None or not choice.spec.rank_bounds_layers or choice.targets == ALL_LINEAR:
         return
     for name in getattr(peft_model.base_model, "targeted_module_names", []):
         layer = peft_model.base_model.model.get_submodule(name)

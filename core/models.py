@@ -6,6 +6,7 @@ name or alias), then a config-only Hub download. Remote code is never trusted un
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass
 from functools import cached_property
@@ -81,14 +82,64 @@ class ResolvedModel:
                 )
             import transformers
 
+            nearest = difflib.get_close_matches(model_type, list(CONFIG_MAPPING), n=1, cutoff=0.0)
             raise InputError(
-                f"transformers {transformers.__version__} does not know model_type {model_type!r} of {self.name}: "
-                "upgrade transformers or pass the config of a supported architecture"
+                f"transformers {transformers.__version__} cannot build model_type {model_type!r} of {self.name}; "
+                f"the nearest it supports is {nearest[0]!r}: fix model_type or upgrade transformers"
             )
+        _check_sizes(self.name, self.config_dict)
+        _check_routing(self.name, self.config_dict)
         try:
             return CONFIG_MAPPING[model_type].from_dict(data)
         except (TypeError, ValueError, KeyError) as exc:
             raise InputError(f"config of {self.name} is invalid for {model_type}: {_first_line(exc)}") from None
+
+
+# Structural sizes a config.json may give (top level or in a nested text/vision config): each must be positive.
+SIZE_FIELDS: tuple[str, ...] = (
+    "hidden_size", "intermediate_size", "moe_intermediate_size", "shared_expert_intermediate_size",
+    "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim", "vocab_size",
+    "max_position_embeddings", "n_positions", "n_embd", "n_layer", "n_head", "n_inner", "d_model", "d_ff", "d_kv",
+    "num_layers", "num_decoder_layers", "num_heads", "ffn_dim", "word_embed_proj_dim", "encoder_layers",
+    "decoder_layers", "encoder_attention_heads", "decoder_attention_heads", "encoder_ffn_dim", "decoder_ffn_dim",
+    "num_local_experts", "num_experts", "n_routed_experts", "num_experts_per_tok", "kv_lora_rank",
+)
+# MoE configs: the expert-count field and the routing (experts per token) field it needs beside it.
+ROUTING_FIELDS: dict[str, tuple[str, ...]] = {
+    "num_local_experts": ("num_experts_per_tok", "experts_per_token"),
+    "num_experts": ("num_experts_per_tok", "moe_topk", "top_k"),
+    "n_routed_experts": ("num_experts_per_tok",),
+}
+_NESTED = ("text_config", "vision_config", "encoder", "decoder")
+
+
+def _sections(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The config and its nested sub-configs (multimodal text/vision parts), with the prefix to name them."""
+    nested = [(f"{key}.", config[key]) for key in _NESTED if isinstance(config.get(key), dict)]
+    return [("", config), *nested]
+
+
+def _check_sizes(name: str, config: dict[str, Any]) -> None:
+    for prefix, section in _sections(config):
+        for key in SIZE_FIELDS:
+            value = section.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
+                raise InputError(
+                    f"config of {name} gives {prefix}{key} = {value}: sizes must be positive; fix the config.json"
+                )
+
+
+def _check_routing(name: str, config: dict[str, Any]) -> None:
+    """An MoE config must say how many experts each token is routed to (transformers would silently default it)."""
+    for prefix, section in _sections(config):
+        for experts, routing in ROUTING_FIELDS.items():
+            count = section.get(experts)
+            if isinstance(count, int) and count > 1 and not any(section.get(r) for r in routing):
+                raise InputError(
+                    f"config of {name} declares {count} experts ({prefix}{experts}) but no routing field "
+                    f"({' or '.join(prefix + r for r in routing)}): add how many experts each token uses, "
+                    "e.g. num_experts_per_tok: 2"
+                )
 
 
 def resolve_model(name: str, *, trust_remote_code: bool = False, revision: str | None = None) -> ResolvedModel:

@@ -46,12 +46,14 @@ class SkeletonKey:
 
 
 def default_task(model: ResolvedModel) -> str:
-    """Causal LM for decoders, seq2seq for encoder-decoders, sequence classification for encoders."""
+    """Causal LM for decoders (multimodal ones included), seq2seq for encoder-decoders, sequence classification
+    for encoders."""
     config = model.config_dict
     if config.get("is_encoder_decoder"):
         return "seq2seq"
     architectures = config.get("architectures") or []
-    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
+    # Multimodal decoders (Gemma 3 4B+) publish "...ForConditionalGeneration": a causal LM with a vision tower.
+    if any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in architectures):
         return "causal-lm"
     if architectures or model.model_type in {"bert", "roberta", "deberta", "deberta-v2", "distilbert", "electra"}:
         return "seq-cls"
@@ -84,8 +86,25 @@ def skeleton(key: SkeletonKey) -> nn.Module:
                 f"choose another --task ({', '.join(TASKS)})"
             ) from None
         raise InputError(f"cannot build {key.model.name}: {str(exc).splitlines()[0]}") from None
+    if key.model.config_dict.get("tie_word_embeddings") is False and config.tie_word_embeddings:
+        _untie_output_head(model)
     model.train()
     return model
+
+
+def _untie_output_head(model: nn.Module) -> None:
+    """Give the output head its own weight, as the checkpoint does.
+
+    transformers 5 ties every `_tied_weights_keys` entry through one flag, `tie_word_embeddings`, and T5, mT5
+    and UMT5 configs force it to True whatever config.json says ("official weights have False serialized, but
+    we have to tie always") so that the encoder's and decoder's token embeddings stay tied to `shared`. That
+    ties `lm_head` too, although T5 v1.1 / mT5 / mt0 checkpoints store a separate `lm_head.weight`: mt0-large
+    would count 975,825,920 instead of the 1,229,581,312 its checkpoint holds (peft's README: LoRA trains
+    2,359,296 of 1,231,940,608).
+    """
+    head = model.get_output_embeddings()
+    if head is not None and head.weight is model.get_input_embeddings().weight:
+        head.weight = nn.Parameter(torch.empty_like(head.weight, device="meta"))
 
 
 def fresh_copy(model: nn.Module, keep_blocks: dict[str, int] | None = None) -> nn.Module:
@@ -209,6 +228,17 @@ def extrapolate(model: nn.Module, measure: Measure, *, attention_type: bool = Fa
             low, high = at({**base, stack.name: index}), at({**base, stack.name: index + 1})
             total = [t + copies * (h - lo) for t, h, lo in zip(total, high, low, strict=True)]
     return tuple(total)
+
+
+def linear_module_names(model: nn.Module) -> list[str]:
+    """Distinct leaf names of the linear-like layers (what --targets can name)."""
+    names = {name.split(".")[-1] for name, m in model.named_modules() if _is_linear_like(m) and name}
+    return sorted(names)
+
+
+def _is_linear_like(module: nn.Module) -> bool:
+    # GPT-2 uses transformers' Conv1D, a linear layer with transposed weights.
+    return isinstance(module, nn.Linear | nn.Embedding) or type(module).__name__ == "Conv1D"
 
 
 def top_blocks(model: nn.Module, count: int) -> list[tuple[str, nn.Module]]:
