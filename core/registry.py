@@ -111,7 +111,7 @@ class Method:
     - `frozen_adapter_params`: adapter parameters peft's optimizer helper freezes after wrapping (LoRA-FA: A).
     - `optimizer`: peft's optimizer helper the method needs (`peft.optimizers.<name>`), if any.
     - `uniform_blocks`: every block of a stack gets the same adapter, so counting 2-3 blocks extrapolates
-      exactly (False: adaption prompts attach to the top K blocks only).
+      exactly (False: adaption prompts attach to the top K blocks only; Lily shares adapters across layers).
     - `meta_init`: peft's init runs with the default device on meta (False: its init builds small index or
       permutation tensors from data, which must be real; the base model stays on meta either way).
     - `scaled_defaults`: knob -> (knob, ratio): when unset, ceil(ratio x the other knob) (AdaLoRA's init rank).
@@ -416,7 +416,8 @@ _METHODS: tuple[Method, ...] = (
     ),
     Method(
         "lily", "Lily", "low-rank", "low-rank adapters interconnected across layers (shared B experts)", _ranked(32),
-        _config("LilyConfig", {"r": "rank", **_TARGETS}), reference="Zhong et al. 2024, arXiv 2407.09946",
+        _config("LilyConfig", {"r": "rank", **_TARGETS}), uniform_blocks=False,  # adapters shared across layers
+        reference="Zhong et al. 2024, arXiv 2407.09946",
     ),
     Method(
         "adamss", "AdaMSS", "low-rank", "SVD of each weight clustered into trainable subspaces", _ranked(100),

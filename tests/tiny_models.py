@@ -91,10 +91,51 @@ TINY_CONFIGS: dict[str, dict] = {
         "architectures": ["T5ForConditionalGeneration"],
     },
 }
+# Mixture-of-experts families with heterogeneous block stacks: DeepSeek's first dense layer, then MoE layers;
+# Qwen3-MoE with dense MLPs interleaved (mlp_only_layers). peft has no default targets for them.
+TINY_MOE_CONFIGS: dict[str, dict] = {
+    "deepseek_v2": {
+        "model_type": "deepseek_v2",
+        "hidden_size": 64,
+        "intermediate_size": 160,
+        "moe_intermediate_size": 32,
+        "num_hidden_layers": 5,
+        "first_k_dense_replace": 1,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "n_routed_experts": 4,
+        "n_shared_experts": 1,
+        "num_experts_per_tok": 2,
+        "kv_lora_rank": 16,
+        "q_lora_rank": None,
+        "qk_nope_head_dim": 16,
+        "qk_rope_head_dim": 8,
+        "v_head_dim": 16,
+        "n_group": 1,
+        "topk_group": 1,
+        "vocab_size": 128,
+        "architectures": ["DeepseekV2ForCausalLM"],
+    },
+    "qwen3_moe": {
+        "model_type": "qwen3_moe",
+        "hidden_size": 64,
+        "intermediate_size": 160,
+        "moe_intermediate_size": 32,
+        "num_hidden_layers": 6,
+        "mlp_only_layers": [0, 2, 4],
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "vocab_size": 128,
+        "architectures": ["Qwen3MoeForCausalLM"],
+    },
+}
 
 
 def tiny_model(family: str, **overrides: object) -> ResolvedModel:
-    config = {**TINY_CONFIGS[family], **overrides}
+    config = {**(TINY_CONFIGS | TINY_MOE_CONFIGS)[family], **overrides}
     return ResolvedModel(name=f"tiny-{family}", origin="path", config_json=json.dumps(config, sort_keys=True))
 
 

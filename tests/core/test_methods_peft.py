@@ -4,7 +4,7 @@ import peft
 import pytest
 from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
 from peft.utils.peft_types import PeftType
-from tiny_models import TINY_CONFIGS, peft_reference, tiny_model
+from tiny_models import TINY_CONFIGS, TINY_MOE_CONFIGS, peft_reference, tiny_model
 
 from core.apply import apply_method
 from core.counting import count_parameters, peft_model
@@ -17,9 +17,10 @@ PEFT_METHODS = [m for m in method_ids() if METHODS[m].is_peft]
 TINY_KNOBS = {"rank": 4, "top_layers": 2, "block_size": 4, "n_frequency": 50}
 
 
-def _tiny_choice(method: str) -> MethodChoice:
+def _tiny_choice(method: str, **extra: object) -> MethodChoice:
     spec = METHODS[method]
     knobs = {k: v for k, v in TINY_KNOBS.items() if k in spec.defaults and spec.defaults[k] is not None}
+    knobs |= {k: v for k, v in extra.items() if k in spec.defaults}
     if method == "road":
         knobs["block_size"] = 8  # RoAd rotates pairs inside groups: the group size must be even and divide 64
     return MethodChoice(method, **knobs)
@@ -58,6 +59,25 @@ def test_every_peft_method_matches_peft_on_tiny_families(method: str, tiny_famil
         return
     assert (ours.trainable_params, ours.total_params) == peft_reference(key, choice)
     assert 0 < ours.trainable_params < ours.total_params
+
+
+@pytest.mark.parametrize("tiny_family", sorted(TINY_MOE_CONFIGS))
+@pytest.mark.parametrize("method", PEFT_METHODS)
+def test_every_peft_method_matches_peft_on_heterogeneous_moe_stacks(method: str, tiny_family: str) -> None:
+    """DeepSeek's dense-then-MoE stack and Qwen3-MoE's interleaved dense layers: extrapolation stays exact."""
+    key = SkeletonKey(tiny_model(tiny_family), "causal-lm", 2)
+    choice = _tiny_choice(method, targets="all-linear")
+    try:
+        ours = count_parameters(key, choice)
+    except NotApplicableError as exc:
+        assert "\n" not in str(exc)
+        if "trains nothing" in str(exc):
+            assert peft_reference(key, choice)[0] == 0
+            return
+        with pytest.raises(Exception):  # noqa: B017 (peft's refusals use many exception types)
+            peft_reference(key, choice)
+        return
+    assert (ours.trainable_params, ours.total_params) == peft_reference(key, choice)
 
 
 def test_lora_variants_count_as_lora_except_lora_fa() -> None:

@@ -139,7 +139,18 @@ def test_hub_cache_answers_offline(tmp_path: Path) -> None:
         ('{"model_type": "llama", "hidden_size": 64', "malformed or truncated JSON"),
         ("[1, 2]", "not an object"),
         ('{"hidden_size": 64}', "has no model_type"),
-        ('{"model_type": "no-such-arch"}', "does not know model_type 'no-such-arch'"),
+        ('{"model_type": "no-such-arch"}', "cannot build model_type 'no-such-arch'"),
+        ('{"model_type": "lama"}', "cannot build model_type 'lama' .* the nearest it supports is 'llama'"),
+        ('{"model_type": "qwen3moe"}', "nearest it supports is 'qwen3_moe'"),
+        (
+            '{"model_type": "mixtral", "num_local_experts": 8}',
+            r"declares 8 experts \(num_local_experts\) but no routing field \(num_experts_per_tok",
+        ),
+        ('{"model_type": "qwen3_moe", "num_experts": 128}', "declares 128 experts .* add how many experts each token"),
+        ('{"model_type": "deepseek_v2", "n_routed_experts": 64}', "n_routed_experts"),
+        ('{"model_type": "llama", "hidden_size": 0}', "hidden_size = 0: sizes must be positive"),
+        ('{"model_type": "llama", "num_hidden_layers": -2}', "num_hidden_layers = -2: sizes must be positive"),
+        ('{"model_type": "gemma3", "text_config": {"vocab_size": 0}}', "text_config.vocab_size = 0"),
         ('{"model_type": "acme", "auto_map": {"AutoConfig": "x.Y"}}', "needs remote code"),
     ],
 )
@@ -149,6 +160,24 @@ def test_bad_configs_are_one_line_errors(tmp_path: Path, content: str, message: 
     with pytest.raises(InputError, match=message) as info:
         resolve_model(str(path)).build_config()
     assert "\n" not in str(info.value)
+
+
+def test_routed_moe_and_positive_sizes_pass() -> None:
+    config = catalogue.find("mixtral-8x7b").load_config()
+    assert config["num_experts_per_tok"] == 2
+    built = resolve_model("mixtral-8x7b").build_config()
+    assert (built.num_local_experts, built.num_experts_per_tok) == (8, 2)
+
+
+def test_bad_config_on_the_cli_is_exit_2_and_one_line(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"model_type": "mixtral", "num_local_experts": 8, "hidden_size": 64}')
+    out = subprocess.run(
+        [sys.executable, "-m", "core", "estimate", "--model", str(tmp_path / "config.json"), "--method", "lora"],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )
+    assert out.returncode == 2
+    assert "no routing field" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
 
 
 def test_folder_without_config(tmp_path: Path) -> None:
