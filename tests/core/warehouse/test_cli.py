@@ -81,3 +81,30 @@ def test_ingest_a_run_folder(seeded_copy: Path, tmp_path: Path, capsys: pytest.C
     assert "0 calibration runs, 0 memory measurements, 2 results" in capsys.readouterr().out
     assert main(["warehouse", "ingest", str(folder)]) == 0
     assert "already ingested" in capsys.readouterr().out
+
+
+def test_publish_a_version_for_replicas(seeded_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    root = tmp_path / "shared"
+    assert main(["warehouse", "publish", str(root)]) == 0
+    out = capsys.readouterr().out
+    version = (root / "CURRENT").read_text().strip()
+    assert out.startswith(f"published version {version} under {root}")
+    assert main(["warehouse", "stats", "--json"]) == 0
+    local = json.loads(capsys.readouterr().out)
+    monkeypatch.setenv("TUNEWISE_PARQUET_ROOT", str(root))
+    assert main(["warehouse", "stats", "--json"]) == 0
+    replica = json.loads(capsys.readouterr().out)
+    assert replica["read_only"] and replica["location"] == str(root)
+    keys = ("results", "pairs", "claims")
+    assert {k: replica[k] for k in keys} == {k: local[k] for k in keys}
+
+
+def test_a_bad_write_wait_is_one_line(seeded_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("TUNEWISE_WRITE_WAIT_S", "soon")
+    path = write_csv(tmp_path / "lab.csv", [good_row()])
+    assert main(["warehouse", "import", str(path)]) == 2
+    assert capsys.readouterr().err == "error: TUNEWISE_WRITE_WAIT_S='soon' is not a number of seconds, e.g. 60\n"
+    assert main(["warehouse", "import", str(path), "--wait", "-1"]) == 2
+    assert "the write wait must be a finite number of seconds, at least 0" in capsys.readouterr().err

@@ -10,6 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from core.calibrate.runfolder import RunFolder
+from core.cli.calibrate import store
 from core.errors import InputError
 from core.warehouse import CalibrationRun, MemoryMeasurement, Warehouse, calibration_runs, memory_measurements
 
@@ -125,3 +127,30 @@ def test_a_bad_record_in_a_run_folder_writes_nothing(wh: Warehouse, tmp_path: Pa
     with pytest.raises(InputError, match="calibration_runs.json record 2: .*needs a failure_reason"):
         wh.ingest_run_folder(folder)
     assert table_counts(wh) == before and count(wh, "calibration_runs") == 0
+
+
+def test_pending_run_folders_are_picked_up_once(wh: Warehouse, tmp_path: Path) -> None:
+    runs_root = tmp_path / "runs"
+    runs_root.mkdir()
+    _run_folder(runs_root / "20260101-000000-aaaaaa")
+    _run_folder(runs_root / "20260101-000001-bbbbbb", complete=False)  # still running: left alone
+    reports = wh.ingest_pending(runs_root)
+    assert [(r.calibration_runs, r.memory_measurements, r.results) for r in reports] == [(1, 1, 2)]
+    assert wh.ingest_pending(runs_root) == []  # idempotent: its content hash is recorded
+    assert wh.ingest_pending(tmp_path / "no-runs-yet") == []
+
+
+def test_the_calibrate_cli_stores_a_finished_folder_or_says_why_not(
+    wh: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = RunFolder(_run_folder(tmp_path / "run"))
+    monkeypatch.setenv("TUNEWISE_READ_ONLY", "1")
+    refused = store(folder)
+    assert refused.startswith("not stored in the warehouse (cannot ingest run folder")
+    assert refused.endswith(f"`python -m core warehouse ingest {folder.path}` stores it later")
+    assert count(wh, "calibration_runs") == 0
+    monkeypatch.setenv("TUNEWISE_READ_ONLY", "0")
+    stored = store(folder)
+    assert stored == f"stored in the warehouse {wh.location}: {folder.path}: 1 calibration runs, 1 memory " \
+        "measurements, 2 results"
+    assert count(wh, "calibration_runs") == 1
