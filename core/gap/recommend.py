@@ -10,11 +10,11 @@ Every method is scored on five criteria, each in [0, 1] against the best candida
 - storage: bytes kept for all tasks (one base plus an adapter per task, or a full copy per task).
 The score is the priority-weighted mean of the criteria (priorities default to 1; 0 ignores a criterion).
 
-Ranking weighs the evidence, not only the mean: methods that fit come first; among them, those whose gap
-interval overlaps the best one's are indistinguishable on accuracy, and of those the ones with at least
-`min_evidence` pairs of their own on the task type (practice's defaults, LoRA on all linear layers and
-QLoRA, break ties) rank before methods with less evidence, then by score (memory headroom, time, cost,
-storage). So a method with one pair never outranks one with forty on a 0.1 GiB difference. The research's
+Ranking weighs the evidence, not only the mean: methods that fit come first, by score; options whose gap
+intervals overlap and whose scores lie within `tie_margin` of each other are a tie, and within a tie the
+ones with at least `min_evidence` pairs of their own on the task type (FFT, the reference, counts as such)
+come first, then practice's defaults (LoRA on all linear layers, QLoRA), then the score. So a method with
+one pair never outranks one with forty on a 0.1 GiB difference. The research's
 selection guide is reported as numbers from these estimates, never applied as a fixed rule.
 """
 
@@ -52,11 +52,12 @@ class RecommendSettings:
     time_span: float = 1.0  # decades of hours
     storage_span: float = 2.0  # decades of bytes
     min_evidence: int = 10  # a method's own pairs on the task type to count as well evidenced
+    tie_margin: float = 0.05  # scores this close, with overlapping gap intervals, are decided by evidence
 
     def __post_init__(self) -> None:
         spans = (self.accuracy_span, self.robustness_span, self.cost_span, self.time_span, self.storage_span)
-        if any(not s > 0 for s in spans) or self.min_evidence < 1:
-            raise ValueError("spans must be positive and min_evidence at least 1")
+        if any(not s > 0 for s in spans) or self.min_evidence < 1 or not 0 <= self.tie_margin < 1:
+            raise ValueError("spans must be positive, min_evidence at least 1 and tie_margin in [0, 1)")
 
 
 SETTINGS = RecommendSettings()
@@ -416,12 +417,30 @@ def _rank(candidates: list[Candidate], request: RecommendRequest) -> list[Method
         options.append(MethodOption(c.choice.method, c.label, _reason(c, request), c, MappingProxyType(criteria),
                                     score, tied))  # fmt: skip
 
-    def key(o: MethodOption) -> tuple[bool, bool, bool, bool, float, str]:
-        assert o.candidate is not None
-        default = o.method in PRACTICE_DEFAULTS
-        return (not o.fits, not o.indistinguishable, not o.candidate.evidenced, not default, -o.score, o.method)
+    return _evidence_order(sorted(options, key=lambda o: (not o.fits, -o.score, o.method)))
 
-    return sorted(options, key=key)
+
+def _evidence_order(ranked: list[MethodOption]) -> list[MethodOption]:
+    """Within each run of options that fit, are indistinguishable on accuracy from the run's leader and score
+    within `tie_margin` of it, the better-evidenced come first (FFT and methods with `min_evidence` pairs of
+    their own), then practice's defaults, then the score."""
+    out: list[MethodOption] = []
+    rest = list(ranked)
+    while rest:
+        lead = rest[0]
+        assert lead.candidate is not None
+        run = [o for o in rest if o is lead or (o.fits and lead.fits and _tied(o, lead))]
+        run.sort(key=lambda o: (not o.candidate.evidenced, o.method not in PRACTICE_DEFAULTS, -o.score, o.method)
+                 if o.candidate is not None else (True, True, 0.0, o.method))  # fmt: skip
+        out += run
+        rest = [o for o in rest if o not in run]
+    return out
+
+
+def _tied(a: MethodOption, b: MethodOption) -> bool:
+    assert a.candidate is not None and b.candidate is not None
+    overlap = a.candidate.low <= b.candidate.high and b.candidate.low <= a.candidate.high
+    return overlap and abs(a.score - b.score) <= SETTINGS.tie_margin
 
 
 def _rationale(choice: MethodOption | None, options: list[MethodOption], request: RecommendRequest) -> list[str]:

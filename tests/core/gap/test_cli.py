@@ -23,38 +23,45 @@ def test_batch_gives_every_row_an_output_row(wh: Warehouse, tmp_path: Path, caps
         "d,generation,0.355,,prefix_tuning,,,ood\n"
         "e,poetry,1,,lora,,,no\n"
         "f,classification,-1,,lora,,,no\n"
-        "g,classification,,,lorax,,,no\n"
+        "g,qa,7,,HydraLoRA,,,no\n"
         "h,classification,,,lora,8.5,,no\n"
         "i,classification,,-20,lora,,,maybe\n"
         "a,classification,,,lora,,,no\n"
+        "j,reasoning-math,7,20000,Houlsby adapters,,,no\n"
+        "k,classification,,,zorblatt tuning,,,no\n"
+        "l,classification,,,fft,,,no\n"
     )
     source = tmp_path / "in.csv"
     source.write_text(HEADER + rows, encoding="utf-8")
     target = tmp_path / "out" / "predictions.csv"
     code, out, err = run_cli(capsys, "gap", "--input", str(source), "--output", str(target))
-    assert code == 1 and "wrote 10 rows" in out and "4 predicted, 6 with problems" in out
+    assert code == 0 and "wrote 13 rows" in out and "8 predicted, 5 with problems" in out
     result = pd.read_csv(target, dtype=str, keep_default_na=False)
-    assert list(result.columns[:5]) == ["id", "gap_mean", "gap_low", "gap_high", "n_evidence"]
-    assert result["id"].tolist() == ["a", "b", "c", "d", "e", "f", "g", "h", "i", "a"]
-    good = result.iloc[:4]
-    assert (good["error"] == "").all()
+    assert list(result.columns[:6]) == ["id", "gap_mean", "gap_low", "gap_high", "p_fft_better", "n_evidence"]
+    assert result["id"].tolist() == ["a", "b", "c", "d", "e", "f", "g", "h", "i", "a", "j", "k", "l"]
+    good = result.loc[result["error"] == ""]
+    assert good["id"].tolist() == ["a", "b", "c", "d", "e", "g", "j", "k"]
     for _, r in good.iterrows():
         assert float(r["gap_low"]) <= float(r["gap_mean"]) <= float(r["gap_high"])
-    assert float(result.loc[1, "gap_high"]) < 0 and result.loc[1, "verdict"] == "FFT ahead"  # LoRA on code, 7B
+        assert 0 <= float(r["p_fft_better"]) <= 1
+    read_as = dict(zip(good["id"], good["method_read_as"], strict=True))
+    assert read_as == {"a": "lora", "b": "lora", "c": "lora", "d": "prefix_tuning", "e": "lora",
+                       "g": "family low-rank", "j": "adapter", "k": "PEFT in general"}  # fmt: skip
+    notes = dict(zip(good["id"], good["notes"], strict=True))
+    assert "'poetry' is not one TuneWise knows" in notes["e"] and "'qa' read as extraction" in notes["g"]
     assert result.loc[2, "robust_basis"].startswith("2 seed-paper claims")  # adversarial: the AdvGLUE claims
-    assert result.loc[3, "robust_mean"] != ""  # ood: the separate robustness estimate
+    assert result.loc[3, "robust_mean"] != ""  # ood: prefix tuning's own ood pairs
     problems = {
-        "e": "unknown task type 'poetry'",
         "f": "base_params_b -1 must be positive",
-        "g": "unknown method 'lorax'",
         "h": "rank '8.5' is not a whole number",
         "i": "adversarial 'maybe' is not one of no, ood, yes; train_examples -20 must be at least 1",
+        "l": "method 'fft' is the reference: its gap to full fine-tuning is 0 by definition",
     }
     for rid, message in problems.items():
         assert message in result.loc[result["id"] == rid, "error"].iloc[0]
         assert f"row id {rid}: {message}" in err
-    assert result.iloc[9]["error"] == "id repeats an earlier row" and "row id a: id repeats" in err
-    assert (result.iloc[4:]["gap_mean"] == "").all()
+    assert result.iloc[9]["error"].startswith("id repeats an earlier row") and "row id a: id repeats" in err
+    assert (result.loc[result["error"] != "", "gap_mean"] == "").all()
 
 
 @pytest.mark.parametrize(
@@ -96,6 +103,7 @@ def test_one_scenario_as_text_and_the_theory(wh: Warehouse, capsys: pytest.Captu
         capsys, "gap", "--task-type", "classification", "--method", "lora", "--base-params-b", "0.355"
     )
     assert code == 0 and "80% interval" in out and "evidence (most similar first" in out and "theory:" in out
+    assert "P(FFT ahead by more than 1 point)" in out and "held-out accuracy: predicting each of" in out
     code, out, _ = run_cli(capsys, "gap", "--theory")
     assert code == 0 and "- rank:" in out and "- data size:" in out
 
@@ -118,7 +126,6 @@ def test_recommend_json_and_text(wh: Warehouse, capsys: pytest.CaptureFixture[st
         (["--priority", "speed=2"], "--priority 'speed=2'"),
         (["--priority", "accuracy=high"], "is not a number"),
         (["--gpu", "tpu"], "unknown GPU 'tpu'"),
-        (["--task-type", "poetry"], "unknown task type 'poetry'"),
     ],
 )
 def test_recommend_bad_input_exits_2(

@@ -20,8 +20,29 @@ def test_adversarial_comes_from_the_seed_claims_and_ood_from_pairs(real_model: G
     assert adv.basis == "seed-paper claims" and adv.n == 2 and adv.n_sources == 1
     assert adv.mean == pytest.approx((-5.69 - 1.48) / 2)  # AdvGLUE: FFT minus LoRA 5.69 and 1.48 points
     assert adv.low is not None and adv.low < -5.69 and adv.high is not None
-    assert report.ood.known and report.ood.n >= 20 and report.ood.n_sources >= 2
+    assert report.ood.known and report.ood.basis == "pairs (LoRA)"
     assert {c.claim_id for c in report.qualitative} == {"S14", "S15"}
+
+
+def test_robustness_is_each_methods_own_evidence_with_provenance(real_model: GapModel) -> None:
+    def ood(task_type: str, method: str) -> ConditionEstimate:
+        return robustness(real_model.pairs, list(real_model.claims), GapScenario(task_type, method)).ood
+
+    lora, prefix = ood("generation", "lora"), ood("generation", "prefix_tuning")
+    prompt = ood("extraction", "prompt_tuning")
+    assert (lora.basis, prefix.basis) == ("pairs (LoRA)", "pairs (Prefix tuning)")
+    assert prompt.basis == "pairs (Prompt tuning)"
+    assert len({lora.mean, prefix.mean, prompt.mean}) == 3  # not one constant for every method
+    # every number names the paper and table it comes from, and its own method's published name
+    assert all("LoRA (Hu et al. 2021" in i and "(LoRA" in i for i in lora.items)
+    assert all("Lester et al. 2021" in i for i in prompt.items) and prompt.n == len(prompt.items)
+    family = ood("classification", "bitfit")  # no BitFit ood pair: its family's (FT-Top2), said so
+    assert family.basis == "pairs (selective methods; none of bitfit itself)" and family.known
+    none = ood("classification", "ia3")
+    assert not none.known and "no numeric evidence" in none.summary()
+    # the seed paper's AdvGLUE claims compare FFT with LoRA: they are no evidence about soft prompts
+    soft = robustness(real_model.pairs, list(real_model.claims), GapScenario("classification", "prompt_tuning"))
+    assert not soft.adversarial.known
 
 
 def test_disagreeing_conditions_are_shown_side_by_side(real_model: GapModel) -> None:
