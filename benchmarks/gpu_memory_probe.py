@@ -84,6 +84,7 @@ def _measure(name: str, config: dict[str, Any], method: str, *, batch: int, seq_
 
     from core.counting import count_parameters
     from core.memory.budget import estimate_training
+    from core.memory.quantization import check_quantization
     from core.memory.setup import TrainingSetup
     from core.models import ResolvedModel
     from core.registry import MethodChoice
@@ -100,7 +101,8 @@ def _measure(name: str, config: dict[str, Any], method: str, *, batch: int, seq_
     key = SkeletonKey(resolved, "causal-lm", 2)
     choice = MethodChoice(method)
     setup = TrainingSetup(batch_size=batch, seq_len=seq_len, precision="bf16-mixed", attention="sdpa")
-    predicted = estimate_training(key, choice, count_parameters(key, choice), setup).memory.to_dict()
+    quant = check_quantization(choice, setup)
+    predicted = estimate_training(key, choice, count_parameters(key, choice), setup, quant).memory.to_dict()
 
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()

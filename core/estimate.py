@@ -9,7 +9,7 @@ from typing import Any
 from core.counting import ParameterCount, count_parameters
 from core.errors import NotApplicableError
 from core.memory.budget import TrainingEstimate, estimate_training
-from core.memory.states import check_quantization
+from core.memory.quantization import check_quantization
 from core.scenario import Scenario
 
 
@@ -80,7 +80,7 @@ def estimate(scenario: Scenario, *, skip_inapplicable: bool = False) -> Estimate
     key, setup = scenario.skeleton_key, scenario.training
     for choice in scenario.methods:
         try:
-            check_quantization(choice, setup)
+            quant = check_quantization(choice, setup)
             count = _count(key, choice)
         except NotApplicableError as exc:
             if not skip_inapplicable:
@@ -88,7 +88,7 @@ def estimate(scenario: Scenario, *, skip_inapplicable: bool = False) -> Estimate
             results.append(MethodEstimate(choice.method, choice.label(), error=str(exc)))
             continue
         try:
-            training = estimate_training(key, choice, count, setup)
+            training = estimate_training(key, choice, count, setup, quant)
         except NotApplicableError as exc:  # e.g. an architecture without an activation model: keep the count
             results.append(MethodEstimate(choice.method, choice.label(), count, memory_error=str(exc)))
             continue

@@ -1,25 +1,24 @@
 """What TuneWise predicts for the configuration a calibration run measures: the estimator's own answer
 (`core.memory.budget.estimate_training`) for the same model, head, method and `TrainingSetup`.
 
-The estimator's `total` is the predicted per-GPU peak including overhead (CUDA context, the loss's transient
-logits, allocator fragmentation; `core.memory.overhead`). A CUDA run measures the caching allocator, which
-sees neither the context nor its own fragmentation in `max_memory_allocated`. Since the overhead is
-context + (transient + allocated) x fragmentation + transient, the predicted reserved peak is total - context
-and the predicted allocated peak is that divided by 1 + fragmentation. On CPU the activations are predicted
-with the CPU kernels' saving rules (dropout keeps its mask in the input dtype there), as the CPU probe runs.
+The estimate's `allocated` peak is what `torch.cuda.max_memory_allocated` measures, `reserved` (allocated under
+the fitted allocator model of `core.memory.overhead`) what `max_memory_reserved` measures, and `device` adds
+the CUDA context. The activations are the bytes the forward leaves for backward, traced on the whole model at
+the run's shape, with CUDA's attention kernels on CUDA and the CPU's own on the CPU (as the CPU probe runs).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.calibrate.spec import CalibrationSpec
 from core.counting import count_parameters
 from core.errors import NotApplicableError
-from core.memory.activations import activation_model
-from core.memory.budget import estimate_training
-from core.memory.overhead import PRIORS
+from core.memory.budget import estimate_training, step_spec
+from core.memory.overhead import OVERHEAD
+from core.memory.profile import saved_activations
+from core.memory.quantization import check_quantization
 from core.registry import MethodChoice
 
 
@@ -44,13 +43,15 @@ def predict(spec: CalibrationSpec, choice: MethodChoice, device: str) -> Predict
     """The estimator's answer for `choice` under the spec's training setup on `device`."""
     setup = spec.training_setup
     try:
-        memory = estimate_training(spec.key, choice, count_parameters(spec.key, choice), setup).memory
-        activations = activation_model(spec.key, choice, dtype=setup.compute_dtype, attention=setup.attention,
-                                       checkpointing=setup.gradient_checkpointing,
-                                       kernels="cuda" if device == "cuda" else "cpu")
+        quant = check_quantization(choice, setup)
+        memory = estimate_training(spec.key, choice, count_parameters(spec.key, choice), setup, quant).memory
+        kernels = "cuda" if device == "cuda" else "cpu"
+        activations = saved_activations(spec.key, choice, replace(step_spec(setup, quant), kernels=kernels),
+                                        spec.batch_size, spec.seq_len)
     except NotApplicableError as exc:
         return Prediction(note=str(exc))
-    reserved = memory.total - PRIORS.cuda_context
-    breakdown = {**memory.to_dict(), "states": memory.weights + memory.gradients + memory.optimizer,
-                 "peak_reserved": reserved, "peak_allocated": round(reserved / (1 + PRIORS.fragmentation))}
-    return Prediction(activations.bytes(spec.batch_size, spec.seq_len), memory.total, breakdown)
+    reserved = OVERHEAD.reserved(memory.allocated)
+    breakdown = {**{k: v for k, v in memory.to_dict().items() if isinstance(v, int)},
+                 "states": memory.weights + memory.gradients + memory.optimizer,
+                 "peak_reserved": reserved, "peak_allocated": memory.allocated}
+    return Prediction(activations, memory.device, breakdown)

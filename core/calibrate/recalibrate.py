@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.memory.overhead import PRIORS
+from core.memory.overhead import OVERHEAD
 from core.registry import METHODS
 
 COMPONENTS: tuple[str, ...] = ("peak_allocated", "activations")
@@ -133,7 +133,7 @@ def calibrate(
         return None
     total = float(breakdown["total"])
     if group.component == "peak_allocated":
-        context = min(total, PRIORS.cuda_context)  # outside the allocator: not what the ratio measured
+        context = min(total, OVERHEAD.cuda_context)  # outside the allocator: not what the ratio measured
         corrected = context + (total - context) * group.ratio
     else:
         activations = float(breakdown["activations"])

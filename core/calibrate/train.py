@@ -196,7 +196,7 @@ def enable_checkpointing(model: nn.Module) -> None:
 
 
 def make_optimizer(model: nn.Module, name: str, lr: float) -> torch.optim.Optimizer:
-    """The optimizers the estimator models (core.memory.states): torch AdamW (states in the parameters' dtype),
+    """The optimizers the estimator models (core.memory.step): torch AdamW (states in the parameters' dtype),
     SGD with momentum, transformers' Adafactor (no first moment), bitsandbytes' (paged) 8-bit AdamW on CUDA."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:

@@ -20,7 +20,7 @@ from core.memory.gpus import find_gpu
 from core.scenario import Scenario
 from core.units import human_bytes, human_count
 
-_MEMORY = ("weights", "gradients", "optimizer", "activations", "overhead", "total")
+_MEMORY = ("weights", "gradients", "optimizer", "activations", "temporaries", "allocated", "device")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,9 +55,10 @@ def render(report: EstimateReport) -> None:
     print(f"{report.model} ({report.model_origin}, {report.task}) - batch {t['batch_size']} x {t['seq_len']} tokens, "
           f"{t['precision']}, {t['optimizer']}, {t['attention']}"
           f"{', checkpointing' if t['gradient_checkpointing'] else ''}, {t['gpus']} GPU(s)"
-          f"{', ' + t['sharding'] if t['sharding'] != 'none' else ''}; memory per GPU")
+          f"{', ' + t['sharding'] if t['sharding'] != 'none' else ''}; memory per GPU at the step's peak (allocated: what torch.cuda.max_memory_allocated shows; device: what must fit)")
     gpu = t.get("gpu")
-    headers = ["method", "trainable", "share", "weights", "grads", "optim", "activ", "overhead", "total"]
+    headers = ["method", "trainable", "share", "weights", "grads", "optim", "activ", "temp", "allocated", "device",
+               "peak at"]
     if gpu:
         headers += ["fits", "max batch"]
     if t.get("dataset_tokens"):
@@ -74,7 +75,7 @@ def _row(m: MethodEstimate, with_fit: bool, with_time: bool, width: int) -> list
     if m.training is None:
         return [*row, *([""] * (width - 3)), m.memory_error]
     memory = m.training.memory.to_dict()
-    row += [human_bytes(memory[k]) for k in _MEMORY]
+    row += [*(human_bytes(memory[k]) for k in _MEMORY), memory["phase"]]
     if with_fit:
         fit = m.training.fit
         assert fit is not None

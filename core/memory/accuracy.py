@@ -1,8 +1,9 @@
 """Estimator-versus-probe cases on the tiny configs: the accuracy matrix the tests and the benchmark run.
 
 A case is (family, method, dtype, attention, dropout); dropout applies to the model's own dropouts and to the
-method's dropout knob. The estimator runs with CPU kernel rules (`kernels="cpu"`), because the probe runs on
-CPU; everything else (what each op saves) is the same model the GPU estimate uses.
+method's dropout knob. The estimate is the fake-tensor trace of the training step (`core.memory.profile`) with
+the CPU's own attention kernels (`kernels="cpu"`), because the probe runs real CPU kernels; everything else is
+the very step the GPU estimate traces. The probe is a real forward whose saved tensors autograd reports.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from core.errors import NotApplicableError
-from core.memory.activations import activation_model
 from core.memory.probe import probe_activations
+from core.memory.profile import saved_activations
+from core.memory.step import StepSpec
 from core.memory.tiny import FAMILIES, tiny_model
 from core.registry import METHODS, MethodChoice, method_ids
 from core.skeleton import SkeletonKey, default_task
@@ -79,14 +81,19 @@ def run_case(case: Case, *, batch_size: int = 2, seq_len: int = 16) -> Result:
     if case.method == "partial_ft":
         knobs["top_layers"] = 1
     choice = MethodChoice(case.method, **knobs)  # type: ignore[arg-type]
-    try:
-        estimate = activation_model(key, choice, dtype=case.dtype, attention=case.attention, kernels="cpu")
-    except NotApplicableError as exc:
-        return Result(case, skipped=str(exc))
+    precision = "fp32" if case.dtype == "fp32" else f"{case.dtype}-true"
+    spec = StepSpec(precision, "sgd", case.attention, False, "none", kernels="cpu")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        probe = probe_activations(key, choice, batch_size=batch_size, seq_len=seq_len, dtype=case.dtype,
-                                  attention=case.attention)
-    if probe.activation_bytes == 0:  # nothing trains (e.g. BitFit on a bias-free model)
-        return Result(case, skipped="no trainable parameters")
-    return Result(case, estimate.bytes(batch_size, seq_len), probe.activation_bytes)
+        try:
+            probe = probe_activations(key, choice, batch_size=batch_size, seq_len=seq_len, dtype=case.dtype,
+                                      attention=case.attention)
+        except NotApplicableError as exc:
+            return Result(case, skipped=str(exc))
+        if probe.activation_bytes == 0:  # nothing trains (e.g. BitFit on a bias-free model)
+            return Result(case, skipped="no trainable parameters")
+        try:
+            estimate = saved_activations(key, choice, spec, batch_size, seq_len)
+        except NotApplicableError as exc:
+            return Result(case, skipped=str(exc))
+    return Result(case, estimate, probe.activation_bytes)

@@ -1,58 +1,84 @@
-"""The per-GPU memory breakdown, fit, time and cost of training one method: the engine's answer.
+"""The per-GPU memory at the training step's peak, its fit on a GPU, and the time and cost: the engine's answer.
 
-Everything that depends on batch, sequence, GPU count or GPU is arithmetic on cached pieces (the parameter
-count, the model-state bytes and the activation polynomial), so re-estimating after such a change is cheap.
-Memory is linear in the micro-batch, which gives the largest batch that fits in closed form.
+The traced profile (`core.memory.profile`) gives, for each phase of one single-GPU step, the bytes by category
+at that phase's peak. Data parallelism and sharding then act on those categories per phase (ZeRO, Rajbhandari
+et al. 2019, §5; PyTorch FSDP, Zhao et al. 2023): stage 1 partitions optimizer states and the optimizer
+step's scratch across the N GPUs, stage 2 also gradients (plus one reduce bucket), stage 3 and FSDP also the
+parameters, frozen ones included, gathering one block to compute it while prefetching the next and holding
+one block's unsharded gradients until its reduce-scatter. Plain DDP keeps a bucket copy of every trained
+gradient (`gradient_as_bucket_view=False`, its default). Offloading moves the optimizer states, its step and,
+under mixed precision, the fp32 master copy (or with `params` also the partitioned parameters) to the CPU.
+The peak is the largest phase after that; the device level adds the allocator and the CUDA context
+(`core.memory.overhead`). Everything after the profile is arithmetic, so a re-estimate is cheap.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from core.counting import ParameterCount
-from core.memory.activations import ActivationModel, activation_model
 from core.memory.gpus import Gpu, find_gpu
-from core.memory.layout import layout
-from core.memory.overhead import overhead_bytes
+from core.memory.overhead import OVERHEAD
+from core.memory.profile import StepProfile, step_profile
 from core.memory.setup import SHARDINGS, TrainingSetup
-from core.memory.sharding import gather_bytes, shard
-from core.memory.states import ModelStates, linear_stats, model_states
+from core.memory.step import StepSpec
 from core.memory.throughput import TrainingTime, flops_per_token, training_time
+from core.memory.trace import CATEGORIES, GRADIENTS, OPTIMIZER, PHASES, TEMPORARIES, WEIGHTS
 from core.registry import MethodChoice
 from core.skeleton import SkeletonKey, skeleton
 
 MAX_GPUS = 4096
+MAX_BATCH = 1 << 20
+REDUCE_BUCKET_ELEMENTS = 500_000_000  # DeepSpeed's default reduce_bucket_size
+_BACKWARD, _CLIP, _OPTIMIZER = (PHASES.index(p) for p in ("backward", "clip", "optimizer"))
+_COMPUTE = [PHASES.index("forward"), _BACKWARD]
 
 
 @dataclass(frozen=True)
 class MemoryBreakdown:
-    """Bytes on one GPU at the training step's peak; `total` is the predicted peak (reserved) memory."""
+    """Bytes on one GPU at the step's peak (`phase`): the allocator's five categories, whose sum is `allocated`
+    (what `torch.cuda.max_memory_allocated` shows), and `overhead`, what the device holds beyond them; `device`
+    (what nvidia-smi shows) is what must fit."""
 
     weights: int
     gradients: int
     optimizer: int
     activations: int
+    temporaries: int
     overhead: int
-    total: int = field(default=-1)
+    phase: str
 
     def __post_init__(self) -> None:
-        parts = (self.weights, self.gradients, self.optimizer, self.activations, self.overhead)
+        parts = (self.weights, self.gradients, self.optimizer, self.activations, self.temporaries, self.overhead)
         if min(parts) < 0:
             raise ValueError(f"negative memory term in {parts}")
-        if self.total == -1:
-            object.__setattr__(self, "total", sum(parts))
-        elif self.total != sum(parts):
-            raise ValueError("total must be the sum of the terms")
+        if self.phase not in PHASES:
+            raise ValueError(f"unknown phase {self.phase!r}")
 
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+    @property
+    def allocated(self) -> int:
+        return self.weights + self.gradients + self.optimizer + self.activations + self.temporaries
+
+    @property
+    def device(self) -> int:
+        return self.allocated + self.overhead
+
+    @property
+    def total(self) -> int:
+        """The figure that must fit the GPU: the device-level peak."""
+        return self.device
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "allocated": self.allocated, "device": self.device, "total": self.total}
 
 
 @dataclass(frozen=True)
 class Fit:
-    """Whether the step fits the GPU, with what headroom, the largest micro-batch at this length, and the fewest
-    GPUs per sharding mode (None: does not fit at any count, e.g. plain data parallelism replicates)."""
+    """Whether the step fits the GPU at the device level, with what headroom, the largest micro-batch at this
+    length (0: not even one sequence fits), and the fewest GPUs per sharding mode (None: none up to MAX_GPUS)."""
 
     gpu: str
     gpu_memory: int
@@ -74,80 +100,125 @@ class TrainingEstimate:
     time: TrainingTime
 
 
+def step_spec(setup: TrainingSetup, quantization: str) -> StepSpec:
+    """The part of a training setup the traced step depends on."""
+    return StepSpec(setup.precision, setup.optimizer, setup.attention, setup.gradient_checkpointing, quantization)
+
+
 @dataclass(frozen=True)
-class _Pieces:
-    """What an estimate is made of; batch, sequence, GPU count and GPU only enter through `breakdown`."""
+class Sizer:
+    """Per-GPU breakdowns for one (model, method, step) at any batch, GPU count and sharding."""
 
-    states: ModelStates
-    master: int
-    activations: ActivationModel
-    block_params: int
-    elem: int
+    profile: StepProfile
+    master_bytes: int
+    setup: TrainingSetup
 
-    def breakdown(self, setup: TrainingSetup, *, batch_size: int | None = None,
-                  gpus: int | None = None) -> MemoryBreakdown:
-        b = batch_size or setup.batch_size
-        per_gpu = shard(self.states, setup, master_bytes=self.master, gpus=gpus)
-        activations = self.activations.bytes(b, setup.seq_len)
-        transient = max(self.activations.logits_bytes(b, setup.seq_len), 0) + gather_bytes(
-            self.block_params, self.elem, setup)
-        allocated = per_gpu.weights + per_gpu.gradients + per_gpu.optimizer + activations
-        return MemoryBreakdown(per_gpu.weights, per_gpu.gradients, per_gpu.optimizer, activations,
-                               overhead_bytes(allocated, transient))
-
-
-def pieces(key: SkeletonKey, choice: MethodChoice, count: ParameterCount, setup: TrainingSetup) -> _Pieces:
-    """The cached-work part of an estimate (model states and the activation polynomial)."""
-    states = model_states(key, choice, count, setup)
-    master = count.trainable_params * 4 if setup.mixed and not choice.spec.is_peft else 0
-    act = activation_model(key, choice, dtype=setup.compute_dtype, attention=setup.attention,
-                           checkpointing=setup.gradient_checkpointing)
-    elem = 4 if setup.precision == "fp32" else 2
-    return _Pieces(states, master, act, linear_stats(key).block_params, elem)
+    def breakdown(self, *, batch_size: int | None = None, gpus: int | None = None,
+                  setup: TrainingSetup | None = None) -> MemoryBreakdown:
+        setup = setup or self.setup
+        n = gpus or setup.gpus
+        peaks = self.profile.phase_peaks(batch_size or setup.batch_size, setup.seq_len).bytes
+        per_gpu = _distribute(peaks, setup, n, self.profile.block_bytes(), self.master_bytes)
+        phase = int(np.argmax(per_gpu.sum(axis=1)))
+        row = [round(v) for v in per_gpu[phase]]
+        allocated = sum(row)
+        overhead = OVERHEAD.device(allocated, gpus=n) - allocated
+        return MemoryBreakdown(**dict(zip(CATEGORIES, row, strict=True)), overhead=overhead, phase=PHASES[phase])
 
 
-def estimate_training(key: SkeletonKey, choice: MethodChoice, count: ParameterCount,
-                      setup: TrainingSetup) -> TrainingEstimate:
+def _distribute(peaks: np.ndarray, setup: TrainingSetup, gpus: int, block: np.ndarray, master: int) -> np.ndarray:
+    """Per-phase per-GPU bytes under the setup's data parallelism (see the module docstring)."""
+    out = peaks.copy()
+    mode = setup.sharding
+    grads = peaks[_CLIP, GRADIENTS]
+    if mode == "none":
+        if gpus > 1:
+            out[:, GRADIENTS] += grads  # DDP's bucket copies
+        return out
+    out[:, OPTIMIZER] /= gpus
+    out[_OPTIMIZER, TEMPORARIES] /= gpus
+    if mode in ("zero2", "zero3", "fsdp"):
+        out[:, GRADIENTS] /= gpus
+        out[_CLIP, TEMPORARIES] /= gpus
+        bucket = min(grads, REDUCE_BUCKET_ELEMENTS * _grad_elem(peaks, block))
+        out[_BACKWARD, GRADIENTS] += bucket if mode == "zero2" else block[GRADIENTS]
+    if mode in ("zero3", "fsdp"):
+        out[:, WEIGHTS] /= gpus
+        out[_COMPUTE, WEIGHTS] += 2 * block[WEIGHTS]  # the gathered block and the prefetched next one
+    if setup.offload in ("optimizer", "params"):
+        out[:, OPTIMIZER] = 0
+        out[_OPTIMIZER, TEMPORARIES] = 0
+        out[:, WEIGHTS] = np.maximum(out[:, WEIGHTS] - master / (gpus if mode in ("zero3", "fsdp") else 1), 0)
+    if setup.offload == "params":
+        out[:, WEIGHTS] = 0
+        out[_COMPUTE, WEIGHTS] = 2 * block[WEIGHTS]
+    return out
+
+
+def _grad_elem(peaks: np.ndarray, block: np.ndarray) -> int:
+    return 4 if block[GRADIENTS] and block[WEIGHTS] and block[GRADIENTS] >= block[WEIGHTS] else 2
+
+
+def sizer(key: SkeletonKey, choice: MethodChoice, count: ParameterCount, setup: TrainingSetup,
+          quantization: str) -> Sizer:
+    """The cached-work part of an estimate: the traced profile."""
+    profile = step_profile(key, choice, step_spec(setup, quantization))
+    master = count.trainable_params * 2 if setup.mixed and not choice.spec.is_peft else 0
+    return Sizer(profile, master, setup)
+
+
+def estimate_training(key: SkeletonKey, choice: MethodChoice, count: ParameterCount, setup: TrainingSetup,
+                      quantization: str) -> TrainingEstimate:
     """Breakdown, fit and time for `choice` (raises NotApplicableError when it cannot be estimated)."""
-    parts = pieces(key, choice, count, setup)
-    memory = parts.breakdown(setup)
+    parts = sizer(key, choice, count, setup, quantization)
+    memory = parts.breakdown()
     gpu = find_gpu(setup.gpu, price=setup.gpu_price) if setup.gpu else None
-    fit = _fit(parts, setup, gpu, memory) if gpu else None
+    fit = _fit(parts, gpu, memory) if gpu else None
     config = skeleton(key).config
     per_token = flops_per_token(choice, count, layers=int(getattr(config, "num_hidden_layers", 0) or 0),
                                 width=int(getattr(config, "hidden_size", 0) or 0), seq_len=setup.seq_len)
-    prompt = layout(key, choice).soft_prompt
-    extra = prompt.tokens if prompt and prompt.peft_type != "PREFIX_TUNING" else 0
+    prompt = choice.spec.family == "soft-prompt" and choice.method != "prefix_tuning"
+    extra = (choice.virtual_tokens or 0) if prompt else 0
     return TrainingEstimate(memory, fit, training_time(per_token, setup, gpu, extra_tokens=extra))
 
 
-def _fit(parts: _Pieces, setup: TrainingSetup, gpu: Gpu, memory: MemoryBreakdown) -> Fit:
+def _fit(parts: Sizer, gpu: Gpu, memory: MemoryBreakdown) -> Fit:
     capacity = gpu.memory_bytes
-    one = parts.breakdown(setup, batch_size=1).total
-    per_sample = parts.breakdown(setup, batch_size=2).total - one
-    max_batch = 0 if one > capacity else (capacity - one) // max(per_sample, 1) + 1
-    return Fit(gpu.id, capacity, memory.total <= capacity, capacity - memory.total, int(max_batch),
-               {mode: _min_gpus(parts, setup, mode, capacity) for mode in SHARDINGS})
+    return Fit(gpu.id, capacity, memory.device <= capacity, capacity - memory.device,
+               largest_batch(parts, capacity), {mode: _min_gpus(parts, mode, capacity) for mode in SHARDINGS})
 
 
-def _min_gpus(parts: _Pieces, setup: TrainingSetup, mode: str, capacity: int) -> int | None:
-    """Fewest GPUs whose per-GPU peak fits, at this micro-batch, under sharding `mode` (binary search)."""
-    offload = setup.offload if mode != "none" and (setup.offload != "params" or mode in ("zero3", "fsdp")) else "none"
+def largest_batch(parts: Sizer, capacity: int) -> int:
+    """The largest micro-batch whose device peak fits (memory grows with the batch: exponential then binary
+    search over the fitted profile)."""
+    if parts.breakdown(batch_size=1).device > capacity:
+        return 0
+    low, high = 1, 2
+    while high < MAX_BATCH and parts.breakdown(batch_size=high).device <= capacity:
+        low, high = high, high * 2
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if parts.breakdown(batch_size=mid).device <= capacity else (low, mid)
+    return low
+
+
+def _min_gpus(parts: Sizer, mode: str, capacity: int) -> int | None:
+    """Fewest GPUs whose per-GPU device peak fits, at this micro-batch, under sharding `mode` (binary search)."""
+    setup = parts.setup
     if mode == "none":
         single = replace(setup, gpus=1, sharding="none", offload="none")
-        return 1 if parts.breakdown(single).total <= capacity else None
+        return 1 if parts.breakdown(setup=single).device <= capacity else None
+    keep = setup.offload if setup.offload != "params" or mode in ("zero3", "fsdp") else "optimizer"
+    offload = keep if setup.sharding != "none" else "none"
     trial = replace(setup, gpus=2, sharding=mode, offload=offload)
 
     def fits(n: int) -> bool:
-        return parts.breakdown(trial, gpus=n).total <= capacity
+        return parts.breakdown(setup=trial, gpus=n).device <= capacity
 
     if not fits(MAX_GPUS):
         return None
     low, high = 2, MAX_GPUS
     while low < high:
         mid = (low + high) // 2
-        if fits(mid):
-            high = mid
-        else:
-            low = mid + 1
+        low, high = (low, mid) if fits(mid) else (mid + 1, high)
     return low

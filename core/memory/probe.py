@@ -4,8 +4,9 @@ One forward pass (train mode, labels given so the loss is included) of a real tr
 the config, with the method applied for real (peft, or `requires_grad` for BitFit and partial fine-tuning).
 Every tensor autograd saves passes `torch.autograd.graph.saved_tensors_hooks`; the probe keeps those whose
 storage is still alive when the forward ends, counts each storage once, and skips parameters and buffers
-(they are weights, not activations). This is the ground truth the analytical model in `activations.py` is
-tested against, and the calibration runner reuses it. It is slow by design: never call it from `estimate`.
+(they are weights, not activations). This is the ground truth the traced step (`core.memory.profile`) is
+tested against (`core.memory.accuracy`), and the calibration runner reuses it. It is slow by design: never
+call it from `estimate`.
 
 QLoRA runs as LoRA on a base in the compute dtype: a bitsandbytes 4-bit layer saves nothing for its frozen
 weight either (its autograd function keeps only the quantized weight), so the saved activations are the same.
@@ -23,7 +24,6 @@ from torch import nn
 
 from core.apply import apply_method
 from core.errors import InputError
-from core.memory.activations import effective_attention
 from core.models import ResolvedModel
 from core.registry import MethodChoice
 from core.skeleton import SkeletonKey
@@ -91,6 +91,15 @@ def probe_activations(
 
 def _unpack(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
+
+
+def effective_attention(key: SkeletonKey, attention: str) -> str:
+    """What transformers runs: a model class without sdpa support (Gemma-2: soft-capping) falls back to eager."""
+    from core.skeleton import skeleton
+
+    if attention == "sdpa" and not getattr(type(skeleton(key)), "_supports_sdpa", True):
+        return "eager"
+    return attention
 
 
 def _vocab_size(model: ResolvedModel) -> int:

@@ -1,0 +1,254 @@
+"""One training step of the real model on fake tensors, traced allocation by allocation.
+
+The loop is the one HF Trainer / accelerate run: forward with labels (the loss inside the model, the outputs
+dropped), backward, `clip_grad_norm_(1.0)`, `optimizer.step()`, `zero_grad(set_to_none=True)`. The optimizer
+is stepped once before the trace, so the traced step is a steady-state one (its states exist from the start).
+
+Dtypes follow practice: frozen weights in the compute dtype (bf16/fp16, fp32 only for `fp32`), trained weights
+fp32 under `*-mixed` and `fp32` (autocast makes half-precision working copies, cached for the forward) and half
+under `*-true`; peft adapters in their own dtype (fp32 by default, as peft keeps them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from core.apply import apply_method
+from core.memory import standins
+from core.memory.trace import (
+    ACTIVATIONS,
+    GRADIENTS,
+    OPTIMIZER,
+    PHASES,
+    TEMPORARIES,
+    WEIGHTS,
+    AllocationTracker,
+    Timeline,
+)
+from core.registry import MethodChoice
+from core.skeleton import CLASSIFIER_HEAD_NAMES, SkeletonKey, fresh_copy, skeleton
+
+HALF = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """What the traced step depends on besides the batch shape (sharding and GPU count enter later)."""
+
+    precision: str
+    optimizer: str
+    attention: str
+    checkpointing: bool
+    quantization: str
+    kernels: str = "cuda"
+
+    def __post_init__(self) -> None:
+        if self.kernels not in ("cuda", "cpu"):
+            raise ValueError(f"kernels must be cuda or cpu, not {self.kernels!r}")
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        return torch.float32 if self.precision == "fp32" else HALF[self.precision[:4]]
+
+    @property
+    def mixed(self) -> bool:
+        return self.precision.endswith("-mixed")
+
+
+class TracedModel:
+    """The fake model of `key` (the first N blocks of each stack) trained as `choice`, with a warmed optimizer,
+    built once and stepped at any batch shape."""
+
+    def __init__(self, key: SkeletonKey, choice: MethodChoice, spec: StepSpec,
+                 keep_blocks: dict[str, int] | None) -> None:
+        self.key, self.spec = key, spec
+        self.tracker = AllocationTracker()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with torch.device("meta"):
+                model = apply_method(fresh_copy(skeleton(key), keep_blocks), key, choice)
+            _set_attention(model, spec.attention)
+            _set_dtypes(model, choice, spec)
+            quantized = _quantize(model, spec.quantization)
+            self.fake = FakeTensorMode(allow_non_fake_inputs=True)
+            with self.fake:
+                _materialize(model)
+                self.sizes = {_storage_key(p): standins.quantized_bytes(p.numel(), p.shape[0], spec.quantization)
+                              for p in quantized()}
+                model.train()
+                if spec.checkpointing:
+                    _enable_checkpointing(model)
+                self.trained = [p for p in model.parameters() if p.requires_grad]
+                self.optimizer = _optimizer(spec.optimizer, self.trained)
+                _warm_optimizer(self.optimizer, self.trained)
+                for p in self.trained:
+                    p.register_post_accumulate_grad_hook(lambda p: self.tracker.adopt([p.grad], GRADIENTS))
+        self.model = model
+
+    def trace(self, batch_size: int, seq_len: int) -> Timeline:
+        """The allocation timeline of one steady-state step on a micro-batch of this shape."""
+        self.tracker = AllocationTracker(lambda s: self.sizes.get(s._cdata, s.nbytes()))
+        with warnings.catch_warnings(), _kernels(self.spec), self.fake:
+            warnings.simplefilter("ignore")
+            inputs = _inputs(self.key, batch_size, seq_len)
+            self.tracker.adopt([*self.model.parameters(), *self.model.buffers()], WEIGHTS)
+            self.tracker.adopt(_optimizer_tensors(self.optimizer), OPTIMIZER)
+            with self.tracker:
+                _run_step(self.model, self.optimizer, self.trained, inputs, spec=self.spec, tracker=self.tracker)
+        return self.tracker.timeline()
+
+
+def trace_step(key: SkeletonKey, choice: MethodChoice, spec: StepSpec, *, batch_size: int, seq_len: int,
+               keep_blocks: dict[str, int] | None) -> Timeline:
+    """The allocation timeline of one steady-state step of `choice` on `key` (the first N blocks of each stack)."""
+    return TracedModel(key, choice, spec, keep_blocks).trace(batch_size, seq_len)
+
+
+def _run_step(model: nn.Module, optimizer: torch.optim.Optimizer, trained: list[nn.Parameter],
+              inputs: dict[str, torch.Tensor], *, spec: StepSpec, tracker: AllocationTracker) -> None:
+    def phase(name: str, category: int) -> None:
+        tracker.phase = PHASES.index(name)
+        tracker.default_category = category
+        tracker.mark()
+
+    phase("forward", ACTIVATIONS)
+    with _autocast(spec):
+        loss = model(**inputs).loss
+    phase("backward", TEMPORARIES)
+    loss.backward()
+    del loss
+    phase("clip", TEMPORARIES)
+    torch.nn.utils.clip_grad_norm_(trained, 1.0)
+    phase("optimizer", TEMPORARIES)
+    optimizer.step()
+    phase("zero_grad", TEMPORARIES)
+    optimizer.zero_grad(set_to_none=True)
+    tracker.mark()
+
+
+@contextlib.contextmanager
+def _autocast(spec: StepSpec) -> Iterator[None]:
+    if not spec.mixed:
+        yield
+        return
+    with torch.autocast("cpu", dtype=spec.compute_dtype):
+        yield
+
+
+def _set_attention(model: nn.Module, attention: str) -> None:
+    """`eager` runs the model's own attention code (it keeps the scores on CUDA too); `sdpa` and `flash` run SDPA,
+    whose CUDA kernels the stand-in reproduces. Models without an SDPA path keep their own code. MoE experts run
+    transformers' `grouped_mm` path."""
+    wanted = "eager" if attention == "eager" else "sdpa"
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if wanted == "eager" or getattr(type(base), "_supports_sdpa", False):
+        base.config._attn_implementation = wanted
+    if getattr(base.config, "_experts_implementation", None) is not None:
+        base.config._experts_implementation = "grouped_mm"  # static shapes: k x tokens rows, however routed
+
+
+@contextlib.contextmanager
+def _kernels(spec: StepSpec) -> Iterator[None]:
+    """CUDA's attention kernels, or (`kernels="cpu"`, to compare with a CPU run) the CPU's own."""
+    if spec.attention == "eager" or spec.kernels == "cpu":
+        yield
+        return
+    with standins.cuda_attention():
+        yield
+
+
+def _set_dtypes(model: nn.Module, choice: MethodChoice, spec: StepSpec) -> None:
+    """Cast each parameter on the meta device to the dtype it trains or sits in (see the module docstring)."""
+    adapter = HALF[choice.adapter_dtype] if choice.spec.is_peft and choice.adapter_dtype else None
+    trained_dtype = torch.float32 if spec.mixed or spec.precision == "fp32" else spec.compute_dtype
+    for p in model.parameters():
+        if p.requires_grad:
+            p.data = p.data.to(adapter or trained_dtype)
+        else:
+            p.data = p.data.to(spec.compute_dtype)
+
+
+def _quantize(model: nn.Module, quant: str):  # type: ignore[no-untyped-def]
+    """Give every frozen linear layer outside the heads bitsandbytes' forward; returns their weights (lazily,
+    since materialising replaces the parameter objects)."""
+    if quant == "none":
+        return lambda: []
+    layers = [m for name, m in model.named_modules()
+              if isinstance(m, nn.Linear) and not m.weight.requires_grad and not _is_head_module(name)]
+    for layer in layers:
+        layer.forward = standins.quantized_linear_forward(layer)
+    return lambda: [layer.weight for layer in layers]
+
+
+def _is_head_module(name: str) -> bool:
+    leaf = name.rsplit(".", maxsplit=1)[-1]
+    return leaf == "lm_head" or leaf in CLASSIFIER_HEAD_NAMES or name.split(".", maxsplit=1)[0] in CLASSIFIER_HEAD_NAMES
+
+
+def _materialize(model: nn.Module) -> None:
+    """Replace meta parameters and buffers by fake ones, keeping tied weights tied (`to_empty` would untie)."""
+    made: dict[int, torch.Tensor] = {}
+    for module in model.modules():
+        for registry in (module._parameters, module._buffers):
+            for name, tensor in list(registry.items()):
+                if tensor is None:
+                    continue
+                if id(tensor) not in made:
+                    empty = torch.empty(tensor.shape, dtype=tensor.dtype, device="cpu")
+                    made[id(tensor)] = (nn.Parameter(empty, requires_grad=tensor.requires_grad)
+                                        if isinstance(tensor, nn.Parameter) else empty)
+                registry[name] = made[id(tensor)]
+
+
+def _storage_key(tensor: torch.Tensor) -> int:
+    return tensor.untyped_storage()._cdata
+
+
+def _enable_checkpointing(model: nn.Module) -> None:
+    """Non-reentrant activation checkpointing per block, transformers' default (`use_reentrant=False`)."""
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    target.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def _optimizer(name: str, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """The optimizer as a CUDA run builds it: torch AdamW/SGD with foreach (torch's CUDA default), fused AdamW
+    (HF Trainer's default `adamw_torch_fused`), bitsandbytes 8-bit AdamW, or transformers' Adafactor."""
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=1e-4, foreach=True)
+    if name == "adamw-fused":
+        return torch.optim.AdamW(params, lr=1e-4, fused=True)
+    if name in ("adamw-8bit", "paged-adamw-8bit"):
+        return standins.Adam8bit(params)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=1e-4, momentum=0.9, foreach=True)
+    from transformers.optimization import Adafactor
+
+    return Adafactor(params, lr=1e-4, relative_step=False, scale_parameter=False, warmup_init=False)
+
+
+def _warm_optimizer(optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> None:
+    for p in params:
+        p.grad = torch.empty_like(p)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [v for state in optimizer.state.values() for v in state.values() if isinstance(v, torch.Tensor)]
+
+
+def _inputs(key: SkeletonKey, batch_size: int, seq_len: int) -> dict[str, torch.Tensor]:
+    """Token ids and labels of one micro-batch, no padding (so no attention mask)."""
+    vocab = int(key.model.config_dict.get("vocab_size") or 32)
+    ids = torch.zeros(batch_size, seq_len, dtype=torch.long)
+    if key.task == "seq-cls":
+        return {"input_ids": ids, "labels": torch.zeros(batch_size, dtype=torch.long)}
+    del vocab
+    return {"input_ids": ids, "labels": ids.clone()}

@@ -1,0 +1,116 @@
+"""Trace one training step on fake tensors and record every allocation and free, in order.
+
+Why our own `TorchDispatchMode` and not `torch.distributed._tools.mem_tracker.MemTracker`: MemTracker registers a
+gradient hook on every parameter of each module it enters, which fails on frozen (peft) parameters, and it keeps
+per-module peaks, not the timeline. We need the timeline: the peak of a step is the maximum over it, the breakdown
+shown is the one at that instant, and the timelines of a few traced shapes are fitted into polynomials
+(`core.memory.profile`). The tracker sees the output storages of every aten op (fake tensors carry real sizes
+and no data) and a weak reference tells it when each storage dies.
+
+Categories (what the storage is at the instant of a snapshot): weights (parameters and buffers, at their real,
+possibly quantized, size), gradients (a parameter's `.grad`), optimizer (optimizer state), activations (made in
+the forward and still alive: what autograd saved, the logits and the loss) and temporaries (everything else:
+backward intermediates, foreach/optimizer scratch, dequantisation buffers).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+CATEGORIES: tuple[str, ...] = ("weights", "gradients", "optimizer", "activations", "temporaries")
+PHASES: tuple[str, ...] = ("forward", "backward", "clip", "optimizer", "zero_grad")
+WEIGHTS, GRADIENTS, OPTIMIZER, ACTIVATIONS, TEMPORARIES = range(len(CATEGORIES))
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Live bytes per category after every allocation of the traced step; `phase` indexes `PHASES`."""
+
+    live: np.ndarray  # shape (events, categories), int64
+    phase: np.ndarray  # shape (events,), int8
+
+    def __post_init__(self) -> None:
+        if self.live.ndim != 2 or self.live.shape[1] != len(CATEGORIES) or len(self.phase) != len(self.live):
+            raise ValueError("a timeline has one row of category bytes and one phase per event")
+
+
+class AllocationTracker(TorchDispatchMode):
+    """Records live bytes per category after each new storage (frees are applied as they happen)."""
+
+    def __init__(self, size_of: Callable[[torch.UntypedStorage], int] | None = None) -> None:
+        super().__init__()
+        self._size_of = size_of or (lambda storage: storage.nbytes())
+        self._category: dict[int, int] = {}
+        self._bytes: dict[int, int] = {}
+        self._refs: dict[int, weakref.ref] = {}
+        self.totals = np.zeros(len(CATEGORIES), dtype=np.int64)
+        self.phase = 0
+        self._rows: list[np.ndarray] = []
+        self._phases: list[int] = []
+        self.default_category = ACTIVATIONS
+
+    # -- bookkeeping ---------------------------------------------------------------------------------------------
+    def adopt(self, tensors: Iterable[torch.Tensor], category: int) -> None:
+        """Count storages that exist already (parameters, optimizer state) or move live ones to `category`."""
+        for tensor in tensors:
+            storage = tensor.untyped_storage()
+            key = storage._cdata
+            if key not in self._category:
+                self._track(storage, category, record=False)
+            elif self._category[key] != category:
+                old = self._category[key]
+                self.totals[old] -= self._bytes[key]
+                self.totals[category] += self._bytes[key]
+                self._category[key] = category
+
+    def _track(self, storage: torch.UntypedStorage, category: int, *, record: bool) -> None:
+        key = storage._cdata
+        if key in self._category:
+            return
+        size = int(self._size_of(storage))
+        self._category[key] = category
+        self._bytes[key] = size
+        self._refs[key] = weakref.ref(storage, lambda _ref, key=key: self._free(key))
+        self.totals[category] += size
+        if record and size:
+            self._rows.append(self.totals.copy())
+            self._phases.append(self.phase)
+
+    def _free(self, key: int) -> None:
+        category = self._category.pop(key, None)
+        if category is not None:
+            self.totals[category] -= self._bytes.pop(key)
+            self._refs.pop(key, None)
+
+    def mark(self) -> None:
+        """Record the current totals as an event (phase boundaries, so each phase has at least one row)."""
+        self._rows.append(self.totals.copy())
+        self._phases.append(self.phase)
+
+    def timeline(self) -> Timeline:
+        return Timeline(np.array(self._rows, dtype=np.int64), np.array(self._phases, dtype=np.int8))
+
+    # -- dispatch ------------------------------------------------------------------------------------------------
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if func is torch.ops.aten._local_scalar_dense.default:
+            return _scalar_stand_in(args[0])
+        out = func(*args, **(kwargs or {}))
+        for leaf in tree_leaves(out):
+            if isinstance(leaf, torch.Tensor):
+                self._track(leaf.untyped_storage(), self.default_category, record=True)
+        return out
+
+
+def _scalar_stand_in(tensor: torch.Tensor) -> bool | int | float:
+    """A fake tensor has no value: a Python read of one (peft's LoHa/LoKr draw `torch.rand(1) > p` to drop a
+    module) gets True / 1 / 0.5, i.e. the module runs, which is the larger of the two memory paths."""
+    if tensor.dtype == torch.bool:
+        return True
+    return 0.5 if tensor.dtype.is_floating_point else 1

@@ -1,0 +1,108 @@
+"""The traced training step: exact polynomial fits, exact depth extrapolation, peaks in the right phase."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from core.memory.profile import DESIGN, StepProfile, _phase_peaks
+from core.memory.step import StepSpec, trace_step
+from core.memory.tiny import tiny_model
+from core.memory.trace import CATEGORIES, PHASES
+from core.models import resolve_model
+from core.registry import MethodChoice
+from core.skeleton import SkeletonKey, default_task
+
+SPEC = StepSpec("bf16-mixed", "adamw", "sdpa", False, "none")
+
+
+def _tiny(family: str = "llama") -> SkeletonKey:
+    model = tiny_model(family)
+    return SkeletonKey(model, default_task(model), 2)
+
+
+def _direct(key: SkeletonKey, choice: MethodChoice, spec: StepSpec, batch: int, seq: int) -> np.ndarray:
+    timeline = trace_step(key, choice, spec, batch_size=batch, seq_len=seq, keep_blocks=None)
+    return _phase_peaks(timeline.live.astype(float), timeline.phase).bytes
+
+
+@pytest.mark.parametrize(("family", "method", "attention"), [
+    ("llama", "fft", "sdpa"), ("llama", "lora", "eager"), ("llama", "prefix_tuning", "sdpa"),
+    ("gpt2", "lora", "sdpa"), ("t5", "ia3", "sdpa"), ("bert", "bitfit", "eager"),
+])
+def test_profile_equals_a_direct_trace_of_the_whole_model_off_the_design_points(
+        family: str, method: str, attention: str) -> None:
+    """Fitted in (b, s) on 2- and 3-block copies, extrapolated to 4 blocks, evaluated at a shape never traced."""
+    key, choice, spec = _tiny(family), MethodChoice(method), replace(SPEC, attention=attention)
+    profile = StepProfile(key, choice, spec)
+    assert profile.fitted is not None, "the op sequence should not depend on the shape"
+    assert (5, 40) not in DESIGN
+    np.testing.assert_allclose(profile.phase_peaks(5, 40).bytes, _direct(key, choice, spec, 5, 40), atol=64)
+
+
+def test_full_fine_tuning_peaks_at_the_optimizer_step_when_activations_are_small() -> None:
+    key = _tiny()
+    profile = StepProfile(key, MethodChoice("fft"), replace(SPEC, precision="bf16-true"))
+    small = profile.phase_peaks(2, 8).bytes
+    assert PHASES[int(np.argmax(small.sum(axis=1)))] == "optimizer"
+    row = small[PHASES.index("optimizer")]
+    assert row[CATEGORIES.index("gradients")] > 0 and row[CATEGORIES.index("activations")] == 0
+    # a slightly larger batch does not move a peak that sits at the optimizer step
+    assert profile.phase_peaks(3, 8).bytes.sum(axis=1).max() == pytest.approx(small.sum(axis=1).max())
+
+
+def test_activations_are_freed_as_gradients_appear() -> None:
+    """The backward peak is not forward activations plus all gradients (they never coexist)."""
+    peaks = StepProfile(_tiny(), MethodChoice("fft"), SPEC).phase_peaks(4, 64).bytes
+    forward, backward = peaks[PHASES.index("forward")], peaks[PHASES.index("backward")]
+    grads = peaks[PHASES.index("clip"), CATEGORIES.index("gradients")]
+    assert backward.sum() < forward.sum() + grads
+
+
+def test_tied_embeddings_are_counted_once() -> None:
+    key = SkeletonKey(resolve_model("HuggingFaceTB/SmolLM2-135M"), "causal-lm", 2)
+    spec = replace(SPEC, precision="bf16-true", optimizer="sgd")
+    timeline = trace_step(key, MethodChoice("lora"), spec, batch_size=2, seq_len=8, keep_blocks={"model.layers": 2})
+    model = key.model.build_config()
+    embedding = model.vocab_size * model.hidden_size * 2
+    weights = timeline.live[-1, CATEGORIES.index("weights")]
+    assert embedding < weights < 1.5 * embedding + 2 * 12 * model.hidden_size**2 * 2
+
+
+def test_quantized_base_holds_nf4_bytes() -> None:
+    key = _tiny()
+    plain = StepProfile(key, MethodChoice("lora"), SPEC).phase_peaks(2, 8).bytes
+    nf4 = StepProfile(key, MethodChoice("lora"), replace(SPEC, quantization="nf4")).phase_peaks(2, 8).bytes
+    weights = CATEGORIES.index("weights")
+    assert nf4[-1, weights] < plain[-1, weights]
+
+
+def test_eight_bit_adam_keeps_a_quarter_of_adamw_states() -> None:
+    key = _tiny()
+    spec = replace(SPEC, precision="bf16-true")
+    adamw = StepProfile(key, MethodChoice("fft"), spec).phase_peaks(2, 8).bytes
+    eight = StepProfile(key, MethodChoice("fft"), replace(spec, optimizer="adamw-8bit")).phase_peaks(2, 8).bytes
+    optimizer = CATEGORIES.index("optimizer")
+    # AdamW keeps two bf16 states (4 bytes per weight), 8-bit AdamW two uint8 states plus block absmaxes
+    assert eight[-1, optimizer] == pytest.approx(adamw[-1, optimizer] / 2, rel=0.05)
+
+
+def test_a_mixture_of_experts_model_traces() -> None:
+    import json
+
+    import transformers
+
+    from core.models import ResolvedModel
+
+    config = transformers.MixtralConfig(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=4,
+                                        num_attention_heads=4, num_key_value_heads=2, num_local_experts=4,
+                                        num_experts_per_tok=2, max_position_embeddings=256).to_dict()
+    config["architectures"] = ["MixtralForCausalLM"]
+    model = ResolvedModel(name="tiny-mixtral", origin="path", config_json=json.dumps(config, sort_keys=True))
+    key = SkeletonKey(model, "causal-lm", 2)
+    choice = MethodChoice("lora", targets="q_proj,v_proj")
+    profile = StepProfile(key, choice, SPEC)
+    assert profile.fitted is not None  # grouped_mm experts: static shapes, whatever the routing
+    np.testing.assert_allclose(profile.phase_peaks(3, 24).bytes, _direct(key, choice, SPEC, 3, 24), atol=64)
