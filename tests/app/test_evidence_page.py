@@ -20,7 +20,7 @@ def _pairs_heading(at: AppTest) -> str:
 def test_default_render(at: AppTest) -> None:
     at.run()
     assert not at.exception
-    assert "1327 results and 718 matched" in at.caption[0].value
+    assert "1327 results and 820 matched" in at.caption[0].value
     assert len(at.get("vega_lite_chart")) == 4
     claims = at.tabs[1].dataframe[0].value
     assert len(claims) == 19 and set(claims["⚑"]) <= {"⚑", ""}

@@ -52,7 +52,7 @@ def test_every_write_path_refuses_clearly(read_only: Warehouse, tmp_path: Path, 
 def test_reads_and_exports_still_work(read_only: Warehouse, tmp_path: Path) -> None:
     assert read_only.read_only
     assert read_only.stats()["read_only"] is True
-    assert len(pairs(read_only)) == 718
+    assert len(pairs(read_only)) == 820
     assert read_only.export("claims", tmp_path / "claims.csv").read_text().count("\n") == 20
 
 

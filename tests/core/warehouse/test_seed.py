@@ -21,11 +21,11 @@ def test_fresh_warehouse_holds_all_published_rows_and_claims(ro: Warehouse) -> N
     assert count(ro, "results") == 1327
     assert count(ro, "claims") == len(claims) == 19
     stats = ro.stats()
-    assert stats["results"] == 1327 and stats["other_methods"] == 150
+    assert stats["results"] == 1327 and stats["other_methods"] == 48
     ((row_count, other),) = (
         ro.cursor().execute("SELECT row_count, other_methods FROM imports WHERE origin = 'published'").fetchall()
     )
-    assert (row_count, other) == (1327, 150)
+    assert (row_count, other) == (1327, 48)
 
 
 def test_every_shipped_value_is_stored_as_published(ro: Warehouse) -> None:
