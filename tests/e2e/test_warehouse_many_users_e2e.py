@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,15 +25,16 @@ from core.warehouse.conventions import PUBLISHED_COLUMNS
 from .conftest import ROOT, _free_port, _wait_healthy, wait_for_app
 
 PAGES = ("", "memory", "evidence", "calibrate", "guide")
-PAIRS_ADDED = 5_000  # 10,000 rows: FFT and LoRA r=8 on 5,000 setups
+ROWS_ADDED, PAIRS_ADDED = 10_000, 50  # 50 setups with FFT and LoRA r=8, 9,900 LoRA-only setups (no pair)
 
 
 def _rows_file(path: Path) -> Path:
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(PUBLISHED_COLUMNS))
         writer.writeheader()
-        for i in range(PAIRS_ADDED):
-            for method, value in (("Full fine-tuning", 90 + i % 7 / 10), ("LoRA r=8", 89.5)):
+        for i in range(ROWS_ADDED - PAIRS_ADDED):
+            paired = i < PAIRS_ADDED
+            for method, value in (("Full fine-tuning", 90 + i % 7 / 10), ("LoRA r=8", 89.5))[not paired:]:
                 writer.writerow({
                     "source": "Load-test lab", "table": f"T{i % 50}", "base_model": "Qwen2.5-0.5B",
                     "base_params_b": "0.494", "task": "GLUE SST-2", "task_type": "classification",
@@ -44,25 +45,38 @@ def _rows_file(path: Path) -> Path:
 
 
 @contextmanager
-def streamlit_server(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """`streamlit run app/main.py` with `env` on a free port; yields its URL once healthy, stops it after."""
-    port = _free_port()
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
+def streamlit_servers(env: dict[str, str], logs: list[Path]) -> Iterator[list[str]]:
+    """One `streamlit run app/main.py` per log file, all with `env`, started together; yields their URLs."""
+    started = []
+    with ExitStack() as stack:
+        for log_path in logs:
+            port = _free_port()
+            log = stack.enter_context(log_path.open("w"))
+            process = subprocess.Popen(
+                [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.port", str(port),
+                 "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            stack.callback(_stop, process)
+            started.append((process, f"http://127.0.0.1:{port}"))
+        for process, url in started:
             _wait_healthy(url, process)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        yield [url for _, url in started]
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@contextmanager
+def streamlit_server(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """One server: `streamlit_servers` with one log."""
+    with streamlit_servers(env, [log_path]) as (url,):
+        yield url
 
 
 def app_env(tmp_path: Path) -> dict[str, str]:
@@ -81,9 +95,8 @@ def shared(tmp_path: Path) -> Iterator[tuple[dict[str, str], list[str]]]:
     init = subprocess.run([sys.executable, "-m", "core", "warehouse", "init"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120, check=False)  # fmt: skip
     assert init.returncode == 0, init.stderr
-    with (streamlit_server(env, tmp_path / "streamlit-1.log") as first,
-          streamlit_server(env, tmp_path / "streamlit-2.log") as second):  # fmt: skip
-        yield env, [first, second]
+    with streamlit_servers(env, [tmp_path / "streamlit-1.log", tmp_path / "streamlit-2.log"]) as urls:
+        yield env, urls
 
 
 def _open(page: Page, url: str, expect: str = "") -> str:
@@ -126,10 +139,10 @@ def test_two_servers_serve_every_page_while_the_cli_writes(
             _open(page, f"{url}/{path}")
     outputs = [w.communicate(timeout=300) for w in writers]
     assert [w.returncode for w in writers] == [0, 0], outputs
-    assert "imported 10000 rows from load.csv" in outputs[0][0]
+    assert f"imported {ROWS_ADDED} rows from load.csv" in outputs[0][0]
     assert "stored in the warehouse" in outputs[1][0]  # the CLI run landed in the warehouse itself
     after = _counts(env["TUNEWISE_WAREHOUSE"])
-    assert after[:3] == (results + 10_000, pair_count + PAIRS_ADDED, ranked + PAIRS_ADDED)
+    assert after[:3] == (results + ROWS_ADDED, pair_count + PAIRS_ADDED, ranked + PAIRS_ADDED)
     assert after[3] > measurements
     for url in urls:  # both servers show the new data
         for path in ("", "memory"):
