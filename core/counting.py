@@ -6,11 +6,13 @@ rule (full fine-tuning, BitFit, partial fine-tuning) count the parameters `train
 same ones `apply_method` sets trainable.
 
 Speed: applying peft to every block of a 70B model costs about a second per method, almost all of it in
-creating per-block adapter modules. Blocks of one kind are interchangeable, so peft is applied to copies that
-keep a short prefix of each block stack and `skeleton.extrapolate` scales the one-block differences up to
-the full depth (exact; heterogeneous stacks such as DeepSeek's dense-then-MoE layers are kinds of their
-own). Methods whose registry entry says `uniform_blocks=False` get peft on the whole model. Tests check both
-paths agree for every method.
+creating per-block adapter modules. Blocks of one kind (`skeleton.stack_plans`) are interchangeable, so peft
+is applied once, to a copy that keeps the shortest prefix of each stack holding every kind (one block for a
+plain decoder; DeepSeek's dense layer 0 and its MoE layers are two kinds), and each left-out block counts
+what peft put into the kept block of its kind. Methods whose adapters are shared across layers
+(`Method.blocks == "shared"`) take the difference of 1- and 2-block copies instead (`skeleton.extrapolate`)
+on stacks of one repeated kind, and peft on the whole model otherwise, as do top-K methods. Tests check
+every path against peft on the whole model, for every method and every tiny family.
 """
 
 from __future__ import annotations
@@ -26,7 +28,16 @@ from core.apply import trained_parameters, wrap_peft
 from core.errors import InputError, NotApplicableError
 from core.models import DTYPE_BYTES, ResolvedModel
 from core.registry import ALL_LINEAR, MethodChoice
-from core.skeleton import SkeletonKey, extrapolate, fresh_copy, is_head, linear_module_names, skeleton
+from core.skeleton import (
+    BlockStack,
+    SkeletonKey,
+    extrapolate,
+    fresh_copy,
+    is_head,
+    linear_module_names,
+    skeleton,
+    skeleton_stacks,
+)
 
 _ADAPTER_DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 _is_head = is_head  # core/memory (states, layout) imports it from here until it reads core.skeleton.is_head
@@ -54,8 +65,9 @@ def unique_parameters(model: nn.Module) -> Iterable[tuple[str, nn.Parameter]]:
     return model.named_parameters(remove_duplicate=True)
 
 
+@lru_cache(maxsize=1024)
 def count_parameters(key: SkeletonKey, choice: MethodChoice) -> ParameterCount:
-    """Total, trainable, share and saved bytes for `choice` on the model of `key`."""
+    """Total, trainable, share and saved bytes for `choice` on the model of `key` (cached: both are frozen)."""
     base = skeleton(key)
     if choice.spec.trains is not None:
         total = sum(p.numel() for _, p in unique_parameters(base))
@@ -97,18 +109,20 @@ def _check_targets(base: nn.Module, choice: MethodChoice) -> None:
 
 
 def _peft_counts(key: SkeletonKey, choice: MethodChoice) -> tuple[int, int, tuple[str, ...]]:
-    """(trainable, total, targeted leaf names) as peft reports them, extrapolated from block-stack prefixes."""
+    """(trainable, total, targeted leaf names) as peft reports them, by the shortcut `Method.blocks` allows."""
+    stacks = skeleton_stacks(key)
     targeted: set[str] = set()
 
     def measure(keep: dict[str, int] | None) -> tuple[int, int]:
-        wrapped = peft_model(key, choice, tuple(keep.items()) if keep else None)
-        _check_rank(wrapped, choice)
-        targeted.update(n.split(".")[-1] for n in getattr(wrapped.base_model, "targeted_module_names", []))
+        wrapped = _wrapped(key, choice, tuple(keep.items()) if keep else None, targeted)
         trainable, total = wrapped.get_nb_trainable_parameters()
         return int(trainable), int(total)
 
-    if choice.spec.uniform_blocks:
-        trainable, total = extrapolate(skeleton(key), measure)
+    sharing = choice.spec.blocks
+    if sharing == "own" and stacks:
+        trainable, total = _one_block_per_kind(key, choice, stacks, targeted)
+    elif sharing == "shared" and stacks and all(len(set(s.kinds)) == 1 for s in stacks):
+        trainable, total = extrapolate(stacks, measure)
     else:
         trainable, total = measure(None)
     if trainable == 0:
@@ -120,7 +134,42 @@ def _peft_counts(key: SkeletonKey, choice: MethodChoice) -> tuple[int, int, tupl
     return trainable, total, tuple(sorted(targeted))
 
 
-@lru_cache(maxsize=64)
+def _wrapped(
+    key: SkeletonKey, choice: MethodChoice, keep: tuple[tuple[str, int], ...] | None, targeted: set[str]
+) -> nn.Module:
+    """The cached peft copy, its rank checked and its targeted layer names collected into `targeted`."""
+    wrapped = peft_model(key, choice, keep)
+    _check_rank(wrapped, choice)
+    targeted.update(n.split(".")[-1] for n in getattr(wrapped.base_model, "targeted_module_names", []))
+    return wrapped
+
+
+def _one_block_per_kind(
+    key: SkeletonKey, choice: MethodChoice, stacks: tuple[BlockStack, ...], targeted: set[str]
+) -> tuple[int, int]:
+    """peft's counts on one copy that keeps each stack's base prefix (one block of every kind), plus, for each
+    block the copy left out, what peft put into the kept block of its kind. Adapters every layer shares
+    (VeRA's projections, prompt encoders) live outside the blocks and are counted once, as peft counts them."""
+    wrapped = _wrapped(key, choice, tuple((stack.name, stack.base) for stack in stacks), targeted)
+    trainable, total = (int(n) for n in wrapped.get_nb_trainable_parameters())
+    for stack in stacks:
+        blocks = wrapped.get_base_model().get_submodule(stack.name)
+        for kind, copies in stack.left_out.items():
+            own = _block_own_parameters(wrapped, blocks[stack.kinds.index(kind)])
+            trainable += copies * sum(p.numel() for p in own if p.requires_grad)
+            total += copies * sum(p.numel() for p in own)
+    return trainable, total
+
+
+def _block_own_parameters(wrapped: nn.Module, block: nn.Module) -> list[nn.Parameter]:
+    """The block's parameters that no module outside it also holds: a vector one layer registers and every
+    layer shares (UniLoRA's, TinyLoRA's) belongs to the whole model and is counted once, by peft."""
+    path = next(name for name, module in wrapped.named_modules(remove_duplicate=False) if module is block)
+    outside = {id(p) for name, p in wrapped.named_parameters(remove_duplicate=False) if not name.startswith(f"{path}.")}
+    return [p for p in block.parameters() if id(p) not in outside]
+
+
+@lru_cache(maxsize=256)
 def peft_model(key: SkeletonKey, choice: MethodChoice, keep_blocks: tuple[tuple[str, int], ...] | None) -> nn.Module:
     """The peft-wrapped meta copy of `key`'s skeleton (first N blocks of the named stacks), cached so that the
     memory engine reads the same modules counting built. Do not mutate it."""

@@ -50,6 +50,8 @@ TRAIN_SCOPES: Mapping[str, str] = MappingProxyType(
 )
 # Where a soft prompt's virtual tokens go: nowhere, in front of the input sequence, or into attention's keys/values.
 SOFT_PROMPT_PLACES: tuple[str, ...] = ("none", "input", "attention")
+# How a method's parameters relate to the transformer blocks (see `Method.blocks`).
+BLOCK_SHARING: tuple[str, ...] = ("own", "shared", "top")
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,10 @@ class Method:
       keys/values (prefixes), so the trace knows which length grows.
     - `frozen_adapter_params`: adapter parameters peft's optimizer helper freezes after wrapping (LoRA-FA: A).
     - `optimizer`: peft's optimizer helper the method needs (`peft.optimizers.<name>`), if any.
-    - `uniform_blocks`: every block of a stack gets the same adapter, so counting 2-3 blocks extrapolates
-      exactly (False: adaption prompts attach to the top K blocks only; Lily shares adapters across layers).
+    - `blocks`: how the method's parameters relate to the blocks (`BLOCK_SHARING`), which decides how counting
+      may shortcut: "own" (every block holds its own adapter: count one block per kind), "shared" (adapters
+      held outside the blocks grow with depth, as Lily's and TinyLoRA's: difference of 1- and 2-block copies,
+      exact for stacks of one repeated kind), "top" (only the top K blocks are adapted: the whole model).
     - `meta_init`: peft's init runs with the default device on meta (False: its init builds small index or
       permutation tensors from data, which must be real; the base model stays on meta either way).
     - `scaled_defaults`: knob -> (knob, ratio): when unset, ceil(ratio x the other knob) (AdaLoRA's init rank).
@@ -133,7 +137,7 @@ class Method:
     soft_prompt: str = "none"
     frozen_adapter_params: tuple[str, ...] = ()
     optimizer: str = ""
-    uniform_blocks: bool = True
+    blocks: str = "own"
     meta_init: bool = True
     scaled_defaults: Mapping[str, tuple[str, float]] = field(default_factory=dict)
     rank_label: str = "r"
@@ -151,6 +155,8 @@ class Method:
             raise ValueError(f"method {self.id}: soft_prompt {self.soft_prompt!r} not in {SOFT_PROMPT_PLACES}")
         if self.soft_prompt != "none" and "virtual_tokens" not in self.defaults:
             raise ValueError(f"method {self.id}: a soft prompt needs the virtual_tokens knob")
+        if self.blocks not in BLOCK_SHARING:
+            raise ValueError(f"method {self.id}: blocks {self.blocks!r} not in {BLOCK_SHARING}")
         if self.rank_bounds_layers and "rank" not in self.defaults:
             raise ValueError(f"method {self.id}: rank_bounds_layers needs the rank knob")
 
@@ -416,7 +422,7 @@ _METHODS: tuple[Method, ...] = (
     ),
     Method(
         "lily", "Lily", "low-rank", "low-rank adapters interconnected across layers (shared B experts)", _ranked(32),
-        _config("LilyConfig", {"r": "rank", **_TARGETS}), uniform_blocks=False,  # adapters shared across layers
+        _config("LilyConfig", {"r": "rank", **_TARGETS}), blocks="shared",  # B experts shared across layers
         reference="Zhong et al. 2024, arXiv 2407.09946",
     ),
     Method(
@@ -466,6 +472,7 @@ _METHODS: tuple[Method, ...] = (
     Method(
         "tinylora", "TinyLoRA", "low-rank", "a tiny trained vector projected into each weight's SVD frame",
         _ranked(2, dropout=0.0), _config("TinyLoraConfig", {"r": "rank", "tinylora_dropout": "dropout", **_TARGETS}),
+        blocks="shared",  # one trained vector per tying group of layers, held outside the blocks
         reference="arXiv 2602.04118",
     ),
     Method(
@@ -545,7 +552,7 @@ _METHODS: tuple[Method, ...] = (
         "gated learned prompts in the attention of the top K blocks",
         {"virtual_tokens": 10, "top_layers": 30, "adapter_dtype": "fp32"},
         _config("AdaptionPromptConfig", {"adapter_len": "virtual_tokens", "adapter_layers": "top_layers"}),
-        aliases=("llama-adapter", "llama adapter"), soft_prompt="attention", uniform_blocks=False,
+        aliases=("llama-adapter", "llama adapter"), soft_prompt="attention", blocks="top",
         reference="Zhang et al. 2023, arXiv 2303.16199 (adapter_len 10, 30 layers)",
     ),
     # Listed, never counted: published evidence only, or not buildable from a config alone.

@@ -163,6 +163,12 @@ class BlockStack:
         return max(self.kinds.index(kind) for kind in set(self.kinds)) + 1
 
     @property
+    def left_out(self) -> dict[int, int]:
+        """kind -> how many blocks of that kind lie beyond the base prefix."""
+        beyond = self.kinds[self.base :]
+        return {kind: beyond.count(kind) for kind in dict.fromkeys(beyond)}
+
+    @property
     def steps(self) -> tuple[tuple[int, int], ...]:
         beyond = self.kinds[self.base :]
         seen: dict[int, tuple[int, int]] = {}
@@ -203,14 +209,19 @@ def block_stacks(model: nn.Module) -> dict[str, int]:
 Measure = Callable[[dict[str, int] | None], Sequence[int]]
 
 
-def extrapolate(model: nn.Module, measure: Measure, *, attention_type: bool = False) -> tuple[int, ...]:
-    """The whole model's value of `measure` from copies that keep only a prefix of each block stack.
+@lru_cache(maxsize=16)
+def skeleton_stacks(key: SkeletonKey) -> tuple[BlockStack, ...]:
+    """`stack_plans` of the cached skeleton of `key` (computed once: it reads every block's parameters)."""
+    return stack_plans(skeleton(key))
+
+
+def extrapolate(stacks: tuple[BlockStack, ...], measure: Measure) -> tuple[int, ...]:
+    """The whole model's value of `measure` from copies that keep only a prefix of each of `stacks`.
 
     `measure(keep)` evaluates a copy keeping the first `keep[name]` blocks of each named stack (None: the whole
     model). Exact for any measure that is a sum over blocks plus the rest, when blocks of one kind contribute
     the same (a count, bytes, elements): value = m(base) + sum over kinds of copies x (m(i + 1) - m(i)).
     """
-    stacks = stack_plans(model, attention_type=attention_type)
     if not stacks:
         return tuple(measure(None))
     seen: dict[tuple[tuple[str, int], ...], tuple[int, ...]] = {}
