@@ -23,8 +23,12 @@ class CatalogueEntry:
     file: str
     aliases: tuple[str, ...]
     family: str
-    params: int | None
+    params: int
     note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.params <= 0 or not self.family or not self.file.endswith(".json"):
+            raise ValueError(f"catalogue entry {self.repo_id}: needs positive params, a family and a .json file")
 
     def load_config(self) -> dict[str, Any]:
         return json.loads((CATALOGUE_DIR / self.file).read_text(encoding="utf-8"))
@@ -40,7 +44,7 @@ def entries() -> dict[str, CatalogueEntry]:
             file=item["file"],
             aliases=tuple(item.get("aliases", ())),
             family=item["family"],
-            params=item.get("params"),
+            params=item["params"],
             note=item.get("note", ""),
         )
         for repo_id, item in index.items()

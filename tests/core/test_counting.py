@@ -12,7 +12,7 @@ from core.counting import count_parameters
 from core.errors import InputError, NotApplicableError
 from core.models import resolve_model
 from core.registry import MethodChoice, method_ids
-from core.skeleton import SkeletonKey, default_task, skeleton
+from core.skeleton import SkeletonKey, block_stacks, default_task, extrapolate, fresh_copy, skeleton, stack_plans
 
 EXACT_TOTALS = {
     "meta-llama/Llama-2-7b-hf": 6_738_415_616,
@@ -144,3 +144,29 @@ def test_rank_larger_than_layer() -> None:
     key = SkeletonKey(model, "causal-lm", 2)
     with pytest.raises(InputError, match="--rank 100 is larger than layer"):
         count_parameters(key, MethodChoice("lora", rank=100))
+
+
+@pytest.mark.parametrize("family", ["deepseek_v2", "qwen3_moe", "t5"])
+def test_extrapolate_is_exact_on_heterogeneous_stacks(family: str) -> None:
+    """skeleton.extrapolate (what a trace of 1-3 blocks scales up with) reproduces a per-copy measure of the whole
+    model: here the parameter count and the element count of 2-D weights of truncated meta copies."""
+    key = SkeletonKey(tiny_model(family), default_task(tiny_model(family)), 2)
+    model = skeleton(key)
+
+    def measure(keep: dict[str, int] | None) -> tuple[int, int]:
+        copy = fresh_copy(model, keep)
+        return sum(p.numel() for p in copy.parameters()), sum(p.numel() for p in copy.parameters() if p.dim() == 2)
+
+    stacks = stack_plans(model)
+    assert any(len(set(s.kinds)) > 1 for s in stacks)  # really heterogeneous
+    assert extrapolate(stacks, measure) == measure(None)
+
+
+def test_block_stacks_keeps_its_first_n_blocks_meaning() -> None:
+    """block_stacks lists only stacks whose blocks after the first are one kind (so "first N blocks" copies
+    extrapolate exactly); the interleaved Qwen3-MoE stack is left to stack_plans/extrapolate."""
+    assert block_stacks(skeleton(SkeletonKey(tiny_model("deepseek_v2"), "causal-lm", 2))) == {"model.layers": 5}
+    assert block_stacks(skeleton(SkeletonKey(tiny_model("qwen3_moe"), "causal-lm", 2))) == {}
+    assert [s.kinds for s in stack_plans(skeleton(SkeletonKey(tiny_model("qwen3_moe"), "causal-lm", 2)))] == [
+        (0, 1, 0, 1, 0, 1)
+    ]

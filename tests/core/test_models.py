@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 
 from core import catalogue, hub
 from core.errors import InputError
@@ -189,3 +190,13 @@ def test_unknown_id_offline_points_to_paths(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(hub, "_hub_resolvable", lambda: False)
     with pytest.raises(InputError, match="not in the offline catalogue.*config.json"):
         resolve_model("nobody/nothing-like-this")
+
+
+def test_models_command_says_which_are_mixtures_of_experts(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "models", "--json")
+    rows = {m["id"]: m for m in json.loads(out)["models"]}
+    assert code == 0 and len(rows) == len(catalogue.entries())
+    assert rows["Qwen/Qwen3-30B-A3B"]["experts"] == "MoE 128 experts, top-8"
+    assert rows["deepseek-ai/DeepSeek-V2-Lite"]["experts"] == "MoE 64 experts, top-6"
+    assert rows["meta-llama/Llama-3.3-70B-Instruct"]["experts"] == "dense"
+    assert rows["bigscience/mt0-large"]["params"] == 1_229_581_312
