@@ -682,6 +682,22 @@ class MethodChoice:
     def spec(self) -> Method:
         return METHODS[self.method]
 
+    @property
+    def input_tokens(self) -> int:
+        """Virtual tokens this choice prepends to every input sequence (prompt tuning, P-tuning, CPT)."""
+        return self._tokens_at("input")
+
+    @property
+    def attention_tokens(self) -> int:
+        """Virtual key/value positions each adapted attention layer attends to beside the sequence (prefix
+        tuning, Cartridge: every layer; adaption prompt: the top --top-layers layers)."""
+        return self._tokens_at("attention")
+
+    def _tokens_at(self, place: str) -> int:
+        if self.spec.soft_prompt != place or self.virtual_tokens is None:
+            return 0
+        return self.virtual_tokens
+
     def knob_values(self) -> dict[str, Any]:
         """The resolved knobs this method takes (defaults filled in)."""
         return {name: getattr(self, name) for name in self.spec.knobs}

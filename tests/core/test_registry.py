@@ -128,6 +128,14 @@ def test_soft_prompts_say_where_their_tokens_go() -> None:
     assert all(METHODS[m].soft_prompt == "none" for m in method_ids() if METHODS[m].family != "soft-prompt")
 
 
+def test_choices_say_how_many_tokens_they_add() -> None:
+    assert MethodChoice("prompt_tuning", virtual_tokens=7).input_tokens == 7
+    assert MethodChoice("prompt_tuning", virtual_tokens=7).attention_tokens == 0
+    assert MethodChoice("prefix_tuning", virtual_tokens=9).attention_tokens == 9
+    assert MethodChoice("prefix_tuning", virtual_tokens=9).input_tokens == 0
+    assert (MethodChoice("lora").input_tokens, MethodChoice("lora").attention_tokens) == (0, 0)
+
+
 def test_evidence_only_methods_say_why() -> None:
     with pytest.raises(InputError, match="already trained LoRA adapters"):
         MethodChoice("xlora")
