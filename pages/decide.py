@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -12,6 +10,7 @@ from app.models import model_picker
 from app.resources import cached_task_types, data_version, warehouse
 from app.state import mirror, seed, share_link
 from core.errors import InputError
+from core.gap.model import gap_model
 from core.gap.recommend import PRIORITIES, Recommendation, RecommendRequest, recommend
 from core.memory.gpus import catalogue as gpu_catalogue
 from core.models import ResolvedModel
@@ -77,6 +76,8 @@ if result.choice is None:
     st.error("No method fits this GPU budget. " + " ".join(result.make_fft_fit[:1]))
 else:
     st.success(f"Recommended: **{result.choice.label}**")
+if result.best_peft is not None and result.best_peft is not result.choice:
+    st.markdown(f"Best PEFT option: **{result.best_peft.label}**")
 for line in result.rationale:
     st.markdown(f"- {line}")
 if result.make_fft_fit:
@@ -86,17 +87,20 @@ if result.make_fft_fit:
 
 rows = []
 for rank, o in enumerate(result.options, start=1):
-    gap = o.gap
+    gap, robust = o.gap, o.robust
     rows.append({
         "rank": rank, "method": o.label, "fits": "yes" if o.fits else "no",
         "peak per GPU (GiB)": o.plan.per_gpu_bytes / GIB if o.plan else None,
         "expected gap (points)": 0.0 if o.method == "fft" else (gap.mean if gap else None),
         "80% interval": "reference" if o.method == "fft" else (f"{gap.low:+.1f} to {gap.high:+.1f}" if gap else ""),
+        "P(FFT ahead by > 1 point)": None if gap is None else gap.p_fft_better,
+        "own pairs": "reference" if o.method == "fft" else str(o.reported),
         "verdict": "" if gap is None else gap.verdict,
-        "robustness gap (points)": None if math.isnan(o.robust_gap) else o.robust_gap,
+        "robustness (ood gap)": "reference" if o.method == "fft" else (
+            robust.summary() if robust is not None else ""),
         "hours (all tasks)": o.plan.hours * int(n_tasks) if o.plan else None,
         "cost (all tasks, $)": o.plan.dollars * int(n_tasks) if o.plan else None,
-        "storage (all tasks)": "" if math.isnan(o.storage_bytes) else human_bytes(o.storage_bytes),
+        "storage (all tasks)": "" if o.storage_bytes is None else human_bytes(o.storage_bytes),
         "reason": o.reason,
     })
 table = pd.DataFrame(rows)
@@ -104,7 +108,7 @@ st.subheader("Methods, ranked")
 st.dataframe(table, hide_index=True, key="decide_table", column_config={
     "peak per GPU (GiB)": st.column_config.NumberColumn(format="%.1f"),
     "expected gap (points)": st.column_config.NumberColumn(format="%+.2f"),
-    "robustness gap (points)": st.column_config.NumberColumn(format="%+.2f"),
+    "P(FFT ahead by > 1 point)": st.column_config.NumberColumn(format="percent"),
     "hours (all tasks)": st.column_config.NumberColumn(format="%.1f"),
     "cost (all tasks, $)": st.column_config.NumberColumn(format="$%.0f"),
 })
@@ -131,16 +135,33 @@ if not points.empty:
     rule = alt.Chart(capacity).mark_rule(color="#dc2626", strokeDash=[6, 3]).encode(x="GiB:Q")
     st.altair_chart((bars + dots + rule).properties(height=360), key="pareto_chart")
     st.caption("Up and to the left is better. The dashed red line is one GPU's memory. Gaps are PEFT minus FFT on a "
-               "0-100 metric, from matched published pairs; intervals are calibrated by leave-one-source-out.")
+               "0-100 metric, predicted for a paper the evidence has never seen; intervals are calibrated by "
+               "leave-one-source-out, each paper weighted the same.")
 
-if result.choice is not None and result.choice.gap is not None:
-    st.subheader(f"The evidence behind {result.choice.label}'s expected gap")
-    evidence = pd.DataFrame([e.to_dict() for e in result.choice.gap.evidence])
+st.subheader("How well the expected gap has held on papers it had not seen")
+held = gap_model(warehouse()).heldout()
+st.markdown(gap_model(warehouse()).heldout_summary())
+st.dataframe(held.rename(columns={"mae": "MAE", "mae_gap0": "MAE of gap = 0", "coverage": "80% coverage"}),
+             hide_index=True, key="heldout_table",
+             column_config={"80% coverage": st.column_config.NumberColumn(format="percent"),
+                            "MAE": st.column_config.NumberColumn(format="%.2f"),
+                            "MAE of gap = 0": st.column_config.NumberColumn(format="%.2f")})
+st.caption("Each row predicts one paper from the others; the Evidence page plots each prediction against what the "
+           "paper reported. `python benchmarks/bench_gap.py` repeats this with the settings chosen inside each fold.")
+
+shown = result.choice if result.choice is not None and result.choice.gap is not None else result.best_peft
+if shown is not None and shown.gap is not None:
+    chosen_gap = shown.gap
+    st.subheader(f"The evidence behind {shown.label}'s expected gap: {chosen_gap.evidence_basis}")
+    evidence = pd.DataFrame([e.to_dict() for e in chosen_gap.evidence])
     if evidence.empty:
-        st.info("No warehouse pair is close to this scenario: the estimate is the prior (indistinguishable from FFT).")
+        st.info("No warehouse pair reports this method or its family on this task type: the estimate is the "
+                "evidence's general level, with its wider interval.")
     else:
-        st.dataframe(evidence, hide_index=True, key="evidence_table")
-    for note in result.choice.gap.theory_notes:
+        columns = ["gap", "method_raw", "model", "task", "metric", "source", "source_table", "distribution",
+                   "train_examples", "rank", "similarity", "origin"]
+        st.dataframe(evidence[columns], hide_index=True, key="evidence_table")
+    for note in [*chosen_gap.notes, *chosen_gap.theory_notes]:
         st.caption(note)
 with st.expander("The research's selection guide, quantified for this scenario"):
     for line in result.guide:

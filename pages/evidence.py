@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import altair as alt
+import pandas as pd
 import streamlit as st
 
 from app.charts import gap_against, gap_by_task_and_method
@@ -17,20 +19,36 @@ from app.resources import (
 from app.state import mirror, seed_list, share_link
 from app.widgets import download_buttons, import_upload
 from core.claims import compare_claims
+from core.gap.model import gap_model
 from core.registry import METHODS
 from core.warehouse import Filters
 from core.warehouse.conventions import DISTRIBUTION_NAMES
 
 SIZE_STEPS = (0.05, 0.1, 0.3, 1.0, 3.0, 7.0, 13.0, 35.0, 70.0, 200.0)
 
+
+def calibration_chart(held: pd.DataFrame) -> alt.Chart:
+    """Predicted interval against what happened, per held-out paper."""
+    base = alt.Chart(held.assign(paper=held["source"].str.slice(0, 40))).encode(y=alt.Y("paper:N", title=None))
+    intervals = base.mark_rule(color="#9ca3af", opacity=0.3, strokeWidth=6).encode(
+        x=alt.X("low:Q", title="gap to FFT (points): predicted 80% interval and the reported gap"), x2="high:Q")
+    dots = base.mark_tick(thickness=2).encode(
+        x="y:Q", color=alt.Color("covered:N", title="reported gap", scale=alt.Scale(range=["#2563eb", "#dc2626"])),
+        tooltip=["source:N", alt.Tooltip("y:Q", format="+.2f"), alt.Tooltip("low:Q", format="+.2f"),
+                 alt.Tooltip("high:Q", format="+.2f")])
+    return (intervals + dots).properties(height=28 * held["source"].nunique() + 40)
+
 st.title("Evidence")
 version = data_version()
 task_options = cached_task_types(version)
 all_pairs = cached_pairs(Filters(), version)
+model = gap_model(warehouse())
 st.caption(
     f"{len(cached_results(Filters(), version))} results and {len(all_pairs)} matched FFT-vs-PEFT pairs from "
     f"{all_pairs['source'].nunique()} sources. Gap = PEFT metric minus FFT metric on the same source, model, task "
-    "and data size, in points of a 0-100 metric (positive: PEFT did better)."
+    "and data size, in points of a 0-100 metric (positive: PEFT did better). The expected gap learns from "
+    f"{len(model.pairs)} target-task pairs, each counted once: a paper's average next to its parts and repeated "
+    "rows are left out, and methods outside the registry (SVFT, ...) count for their family."
 )
 
 method_options = sorted(set(all_pairs["method_id"]) | {"fft"}, key=list(METHODS).index)
@@ -57,8 +75,9 @@ filters = Filters(
 pairs = cached_pairs(filters, version)
 target = pairs[pairs["metric_kind"] == "target"]
 
-charts, claims_tab, pairs_tab, results_tab, calibration_tab, upload_tab = st.tabs(
-    ["Gap charts", "Claims vs evidence", "Pairs", "Results", "Calibration runs", "Upload results"]
+charts, accuracy_tab, claims_tab, pairs_tab, results_tab, calibration_tab, upload_tab = st.tabs(
+    ["Gap charts", "Predictor accuracy", "Claims vs evidence", "Pairs", "Results", "Calibration runs",
+     "Upload results"]
 )
 with charts:
     if target.empty:
@@ -80,6 +99,17 @@ with charts:
                 "the dots are the published pairs that state their training-set size."
             )
             st.altair_chart(gap_against(target, "train_examples", "training examples"), key="chart_data")
+with accuracy_tab:
+    st.markdown(model.heldout_summary())
+    held = model.calibration.heldout.assign(
+        covered=lambda f: ((f["low"] <= f["y"]) & (f["y"] <= f["high"])).map({True: "inside", False: "outside"})
+    )
+    st.altair_chart(calibration_chart(held), key="chart_calibration")
+    st.caption("Each paper predicted from the others: the predicted 80% interval (grey) and what the paper "
+               "reported (dot), one row of dots per paper. `python benchmarks/bench_gap.py` repeats this with the "
+               "settings chosen inside each fold.")
+    st.dataframe(model.heldout(), hide_index=True, key="heldout_table",
+                 column_config={"coverage": st.column_config.NumberColumn("80% coverage", format="percent")})
 with claims_tab:
     st.caption("The seed paper's headline claims as claims, next to the matched evidence. ⚑ marks a claim the "
                "evidence does not support or cannot check.")

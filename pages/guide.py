@@ -104,7 +104,8 @@ for m in report.methods:
         gap = gaps.predict(GapScenario(task, m.method, base_params_b=m.count.total_params / 1e9,
                                        rank=MethodChoice(m.method).rank,
                                        trainable_pct=100 * m.count.trainable_share))
-        accuracy = f"{gap.mean:+.1f} points [{gap.low:+.1f}, {gap.high:+.1f}] ({gap.verdict})"
+        accuracy = (f"{gap.mean:+.1f} points [{gap.low:+.1f}, {gap.high:+.1f}] ({gap.verdict}; P(FFT ahead by > 1) "
+                    f"{gap.p_fft_better:.0%}; {gap.n_evidence} {gap.evidence_basis})")
     fft_bytes = next(x.count.adapter_bytes for x in report.methods if x.method == "fft" and x.count)
     storage = TASKS * m.count.adapter_bytes + (0 if m.method == "fft" else fft_bytes)
     fit = m.training.fit
@@ -119,3 +120,4 @@ for m in report.methods:
         "Cost (1 GPU, on-demand)": f"${m.training.time.usd:,.0f}" if m.training.time.usd is not None else "n/a",
     }
 st.dataframe(pd.DataFrame(table), key="guide_comparison")
+st.caption(f"Expected gaps for a paper the evidence has not seen: {gaps.heldout_summary()}.")

@@ -276,6 +276,7 @@ class Calibration:
     spread: str
     scale: float
     heldout: pd.DataFrame  # source, y, mean, low, high: the predictions the settings were chosen on
+    candidates: pd.DataFrame  # basis, shrink, spread, scale, score: every setting the search tried
 
     def __post_init__(self) -> None:
         if self.basis not in MEAN_BASES or self.spread not in SPREADS or not (0 <= self.shrink <= 1 and self.scale > 0):
@@ -310,22 +311,21 @@ def calibrate(
         bases["median"][held] = cells.overall
     weights = source_weights(groups)
     level = conformal_level(settings.coverage, len(np.unique(groups)))
-    best: tuple[float, str, float, str, float] | None = None
+    tried = []
     for basis in MEAN_BASES:
         for shrink in settings.shrink_grid:
             mean = shrink * bases[basis]
             for spread_kind, sd in sds.items():
                 scale = max(weighted_quantile(np.abs(y - mean) / sd, weights, level), 1e-6)
                 score = interval_score(y, mean - scale * sd, mean + scale * sd, settings.coverage)
-                total = per_source_mean(score, groups)
-                if best is None or total < best[0] - 1e-9:
-                    best = (total, basis, shrink, spread_kind, scale)
-    assert best is not None
-    _, basis, shrink, spread_kind, scale = best
+                tried.append((basis, shrink, spread_kind, scale, per_source_mean(score, groups)))
+    candidates = pd.DataFrame(tried, columns=["basis", "shrink", "spread", "scale", "score"])
+    # the lowest per-source interval score; among equals the first tried (a smaller shrink: closer to gap = 0)
+    basis, shrink, spread_kind, scale, _ = tried[int(np.argmin(candidates["score"].to_numpy()))]
     mean, sd = shrink * bases[basis], sds[spread_kind]
     low, high = mean - scale * sd, mean + scale * sd
     heldout = pd.DataFrame({"source": groups, "y": y, "mean": mean, "low": low, "high": high})
-    return Calibration(basis, shrink, spread_kind, scale, heldout)
+    return Calibration(basis, shrink, spread_kind, scale, heldout, candidates)
 
 
 def cell_sd(spread: np.ndarray, query: FeatureTable, linear: LinearFit) -> np.ndarray:

@@ -24,6 +24,15 @@ def test_recommendation_with_reasons_and_evidence(at: AppTest) -> None:
     assert table["reason"].str.len().min() > 0
     assert at.selectbox(key="task").value == "code"
     assert len(at.get("vega_lite_chart")) == 1
+    assert table["P(FFT ahead by > 1 point)"].dropna().between(0, 1).all()
+    own = table.set_index("method")["own pairs"]
+    assert own["Full fine-tuning"] == "reference" and own.drop("Full fine-tuning").str.isdigit().all()
+    # the held-out accuracy next to the answer, and the evidence rows with their sources
+    assert any("papers from the others" in m.value for m in at.markdown)
+    held = next(d.value for d in at.dataframe if "MAE of gap = 0" in d.value.columns)
+    assert len(held) >= 10
+    evidence = next(d.value for d in at.dataframe if "source_table" in d.value.columns)
+    assert evidence["source"].str.len().min() > 0 and evidence["method_raw"].str.len().min() > 0
 
 
 def test_more_tasks_grow_storage(at: AppTest) -> None:

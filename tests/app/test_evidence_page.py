@@ -21,9 +21,19 @@ def test_default_render(at: AppTest) -> None:
     at.run()
     assert not at.exception
     assert "1327 results and 820 matched" in at.caption[0].value
-    assert len(at.get("vega_lite_chart")) == 4
-    claims = at.tabs[1].dataframe[0].value
+    assert "each counted once" in at.caption[0].value
+    assert len(at.get("vega_lite_chart")) == 5
+    claims = at.tabs[2].dataframe[0].value
     assert len(claims) == 19 and set(claims["⚑"]) <= {"⚑", ""}
+
+
+def test_the_predictor_accuracy_tab_shows_each_paper_held_out(at: AppTest) -> None:
+    at.run()
+    tab = at.tabs[1]
+    assert "predicting each of" in tab.markdown[0].value and "'gap = 0'" in tab.markdown[0].value
+    held = tab.dataframe[0].value
+    assert len(held) >= 10 and held["coverage"].between(0, 1).all() and (held["pairs"] > 0).all()
+    assert any("Hu et al. 2021" in s for s in held["source"])
 
 
 def test_filter_changes_the_charts(at: AppTest) -> None:

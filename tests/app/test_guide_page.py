@@ -26,3 +26,6 @@ def test_comparison_table_uses_tunewise_numbers(app_env: Path) -> None:
     assert list(table.columns) == ["Full fine-tuning", "LoRA r=8", "QLoRA (4-bit NF4 base + LoRA) r=64 (all-linear)"]
     assert table.loc["Accuracy on code (gap to FFT, 80% interval)", "Full fine-tuning"] == "the reference"
     assert "GiB" in table.loc["Memory per GPU (peak)", "LoRA r=8"]
+    lora = table.loc["Accuracy on code (gap to FFT, 80% interval)", "LoRA r=8"]
+    assert "P(FFT ahead by > 1)" in lora and "LoRA pairs on code" in lora
+    assert any("papers from the others" in c.value for c in at.caption)
