@@ -37,6 +37,7 @@ from core.skeleton import (
     linear_module_names,
     skeleton,
     skeleton_stacks,
+    top_blocks,
 )
 
 _ADAPTER_DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -74,6 +75,8 @@ def count_parameters(key: SkeletonKey, choice: MethodChoice) -> ParameterCount:
         trainable = sum(p.numel() for _, p in trained_parameters(base, key, choice))
         return _result(choice, total, trainable, _checkpoint_bytes(key.model, trainable))
     _check_targets(base, choice)
+    if choice.top_layers is not None:  # adaption prompts: the same "top K blocks" bound as partial fine-tuning
+        top_blocks(base, choice.top_layers)
     trainable, total, targeted = _peft_counts(key, choice)
     return _result(choice, total, trainable, trainable * _ADAPTER_DTYPE_BYTES[choice.adapter_dtype], targeted)
 

@@ -8,7 +8,7 @@ from tiny_models import TINY_CONFIGS, TINY_MOE_CONFIGS, peft_reference, tiny_mod
 
 from core.apply import apply_method
 from core.counting import count_parameters, peft_model
-from core.errors import NotApplicableError
+from core.errors import InputError, NotApplicableError
 from core.registry import METHODS, MethodChoice, PeftBuilder, method_ids
 from core.skeleton import PEFT_TASK_TYPES, SkeletonKey, default_task, fresh_copy, skeleton
 
@@ -104,6 +104,12 @@ def test_adaption_prompt_attaches_to_the_top_blocks_only() -> None:
     one = count_parameters(key, MethodChoice("adaption_prompt", virtual_tokens=5, top_layers=1)).trainable_params
     three = count_parameters(key, MethodChoice("adaption_prompt", virtual_tokens=5, top_layers=3)).trainable_params
     assert three == 3 * one == 3 * (5 * 64 + 1)  # per layer: an adapter_len x hidden prompt and one gate
+
+
+def test_adaption_prompt_beyond_the_depth_names_the_range() -> None:
+    key = SkeletonKey(tiny_model("llama"), "causal-lm", 2)
+    with pytest.raises(InputError, match="--top-layers 30 exceeds the model's 4 blocks; choose 1 to 4"):
+        count_parameters(key, MethodChoice("adaption_prompt"))
 
 
 def test_a_method_peft_refuses_is_one_clear_line() -> None:
