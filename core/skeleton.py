@@ -252,9 +252,21 @@ def _is_linear_like(module: nn.Module) -> bool:
     return isinstance(module, nn.Linear | nn.Embedding) or type(module).__name__ == "Conv1D"
 
 
+def _short_stacks(model: nn.Module) -> tuple[BlockStack, ...]:
+    """Block stacks of a truncated copy (the memory trace keeps a few blocks): top-level ModuleLists of one block
+    class, however short, each block counted as its own kind."""
+    stacks: list[BlockStack] = []
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.ModuleList) or not len(module) or len({type(b) for b in module}) != 1:
+            continue
+        if not any(name.startswith(f"{outer.name}.") for outer in stacks):
+            stacks.append(BlockStack(name, tuple(range(len(module)))))
+    return tuple(stacks)
+
+
 def top_blocks(model: nn.Module, count: int) -> list[tuple[str, nn.Module]]:
     """The last `count` blocks of the model's output-side stack (the decoder for encoder-decoders)."""
-    stacks = stack_plans(model)
+    stacks = stack_plans(model) or _short_stacks(model)
     if not stacks:
         raise InputError("partial fine-tuning needs a stack of transformer blocks, and none was found in this model")
     name, depth = stacks[-1].name, stacks[-1].depth

@@ -12,7 +12,16 @@ from core.counting import count_parameters
 from core.errors import InputError, NotApplicableError
 from core.models import resolve_model
 from core.registry import MethodChoice, method_ids
-from core.skeleton import SkeletonKey, block_stacks, default_task, extrapolate, fresh_copy, skeleton, stack_plans
+from core.skeleton import (
+    SkeletonKey,
+    block_stacks,
+    default_task,
+    extrapolate,
+    fresh_copy,
+    skeleton,
+    stack_plans,
+    top_blocks,
+)
 
 EXACT_TOTALS = {
     "meta-llama/Llama-2-7b-hf": 6_738_415_616,
@@ -170,3 +179,12 @@ def test_block_stacks_keeps_its_first_n_blocks_meaning() -> None:
     assert [s.kinds for s in stack_plans(skeleton(SkeletonKey(tiny_model("qwen3_moe"), "causal-lm", 2)))] == [
         (0, 1, 0, 1, 0, 1)
     ]
+
+
+def test_top_blocks_on_a_truncated_copy() -> None:
+    """The memory trace applies partial fine-tuning to copies that keep a few blocks: the top K of those train."""
+    model = skeleton(SkeletonKey(tiny_model("llama"), "causal-lm", 2))
+    copy = fresh_copy(model, {"model.layers": 2})
+    assert [name for name, _ in top_blocks(copy, 1)] == ["model.layers.1"]
+    with pytest.raises(InputError, match="exceeds the model's 2 blocks"):
+        top_blocks(copy, 3)
