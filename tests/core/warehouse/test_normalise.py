@@ -59,6 +59,14 @@ def test_every_shipped_name_normalises_and_is_counted() -> None:
         ("DVoRA", {"method_id": "dvora"}),
         ("Parallel adapter", {"method_id": "adapter", "variant": "parallel"}),
         ("BitFit*", {"method_id": "bitfit", "quoted_from_prior_work": True}),
+        ("Full-FT*", {"method_id": "fft", "quoted_from_prior_work": True}),
+        ("Full fine-tuning [llama-3.2-3B-lr_0.00001]", {"method_id": "fft"}),
+        ("lokr [llama-3.2-3B-rank32-factor4-lr0.003]", {"method_id": "lokr", "rank": 32}),
+        ("lora [llama-3.2-3B-rank32-dora]", {"method_id": "dora", "rank": 32}),
+        ("prompt_tuning [llama-3.2-3B-default]", {"method_id": "prompt_tuning"}),
+        ("prefixtuning [llama-3.2-3B-lr_0.001]", {"method_id": "prefix_tuning"}),
+        ("BOFT* b=8 m=2", {"method_id": "boft", "quoted_from_prior_work": True}),
+        ("SVFT-P", {"method_id": "other"}),
     ],
 )
 def test_named_mappings(raw: str, expected: dict[str, object]) -> None:
