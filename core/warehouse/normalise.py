@@ -5,7 +5,8 @@ Papers name methods freely: "LoRA r=16 (all modules, alpha=2r)", "FT (full fine-
 that spells a registry id (or one of its aliases, when the registry lists them) maps to it; otherwise ordered
 rules (most specific first) pick the registry id; further patterns read rank, alpha, targets, top-K layers,
 quantization and a variant. Markers follow data/published_results_sources.md: a
-trailing `*` = quoted from prior work, a trailing `+` = restricted setup. A name no rule knows maps to
+trailing `*` (or one right after the name, "BOFT* b=8 m=2") = quoted from prior work, a trailing `+` =
+restricted setup. A name no rule knows maps to
 `other` and is counted in the report, never dropped.
 """
 
@@ -75,6 +76,7 @@ _ALL_MODULES = re.compile(r"\ball[- ](?:linear|modules|layers)\b")
 _TOP = re.compile(r"\btop-?(\d+)\b|\blast (\d+) layers\b")
 _QUANT = re.compile(r"\b(nf4\+dq|nf4|fp4|int8|int4)\b")
 _TRAINED_ON = re.compile(r"\bon (.+)$")
+_INNER_QUOTED = re.compile(r"(?<=\w)\*(?=\s)")
 _QUOTED = re.compile(r"\(reported\)|\bet al\.")
 
 
@@ -140,6 +142,8 @@ def normalise_method(raw: str, notes: str = "") -> NormalisedMethod:
         quoted |= name[-1] == "*"
         restricted |= name[-1] == "+"
         name = name[:-1].rstrip()
+    if _INNER_QUOTED.search(name):  # "BOFT* b=8 m=2": the marker on the name, before its knobs
+        quoted, name = True, _INNER_QUOTED.sub("", name, count=1)
     low = name.lower()
     method_id = _registry_name(low) or next((mid for pattern, mid in _RULES if pattern.search(low)), OTHER)
     quoted |= _QUOTED.search(low) is not None
