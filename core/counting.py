@@ -33,7 +33,6 @@ from core.skeleton import (
     SkeletonKey,
     extrapolate,
     fresh_copy,
-    is_head,
     linear_module_names,
     skeleton,
     skeleton_stacks,
@@ -41,7 +40,6 @@ from core.skeleton import (
 )
 
 _ADAPTER_DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
-_is_head = is_head  # core/memory (states, layout) imports it from here until it reads core.skeleton.is_head
 
 
 @dataclass(frozen=True)
