@@ -37,7 +37,7 @@ PUBLISHED = {
     "Qwen/Qwen1.5-MoE-A2.7B": 14_315_784_192,
     "bigscience/mt0-large": 1_229_581_312,
 }
-TODAY = (*PUBLISHED, "Qwen/Qwen3-0.6B", "Qwen/Qwen3-1.7B")
+TODAY = (*PUBLISHED, "Qwen/Qwen3-0.6B", "Qwen/Qwen3-1.7B", "deepseek-ai/DeepSeek-V3-Base")
 MOE = ("Qwen/Qwen3-30B-A3B", "deepseek-ai/DeepSeek-V2-Lite", "openai/gpt-oss-20b", "Qwen/Qwen1.5-MoE-A2.7B")
 
 
@@ -103,6 +103,12 @@ def test_deepseek_dense_first_layer_is_its_own_kind() -> None:
     (stack,) = stack_plans(skeleton(_key("deepseek-ai/DeepSeek-V2-Lite")))
     assert stack.kinds == (0,) + (1,) * 26  # first_k_dense_replace = 1
     assert (stack.base, stack.steps) == (2, ((2, 25),))
+
+
+def test_deepseek_v3_has_three_dense_layers_then_moe() -> None:
+    (stack,) = stack_plans(skeleton(_key("deepseek-ai/DeepSeek-V3-Base")))
+    assert stack.kinds == (0, 0, 0) + (1,) * 58  # first_k_dense_replace = 3
+    assert (stack.base, stack.left_out) == (4, {1: 57})
 
 
 def test_multimodal_gemma_defaults_to_a_causal_lm_and_counts_both_towers() -> None:
