@@ -6,8 +6,8 @@ aliases), which knobs it takes with their defaults, and how it trains: a peft co
 peft's own optimizer helper freezes or changes), or a `Trains` rule for the methods that set `requires_grad`
 themselves (full fine-tuning, BitFit, partial fine-tuning). Every peft type peft ships is here; methods
 that exist only as published evidence (bottleneck adapters, SPoT, ...) or that peft cannot build from a
-config alone (X-LoRA mixes already trained adapters) are listed with `estimable=False`: they can be shown,
-never counted or estimated.
+config alone (X-LoRA mixes already trained adapters; FRoD decomposes the weight values) are listed with
+`estimable=False`: they can be shown, never counted or estimated.
 
 This module imports peft lazily (inside the builders) so that reading the registry stays cheap.
 """
@@ -433,6 +433,7 @@ _METHODS: tuple[Method, ...] = (
     Method(
         "frod", "FRoD", "low-rank", "hierarchical joint decomposition of the weights with sparse trained factors",
         {"dropout": 0.0, **_ADAPTED}, _config("FrodConfig", {"frod_dropout": "dropout", **_TARGETS}),
+        estimable=False, unavailable="decomposes the pretrained weight values, which a meta skeleton never holds",
         reference="peft FrodConfig",
     ),
     Method(

@@ -35,9 +35,13 @@ def _peft_type(method: str) -> PeftType:
 
 def test_every_peft_type_has_a_registry_entry() -> None:
     built = {_peft_type(m) for m in PEFT_METHODS}
+    built_not_estimable = {_peft_type(m) for m in METHODS if METHODS[m].is_peft and not METHODS[m].estimable}
     listed_only = {PeftType.XLORA}  # X-LoRA mixes already trained adapters: listed, not estimable
-    assert built | listed_only == set(PeftType)
+    assert built | built_not_estimable | listed_only == set(PeftType)
+    assert built_not_estimable == {PeftType.FROD}  # it decomposes weight values: nothing to read on meta
     assert not METHODS["xlora"].estimable
+    with pytest.raises(InputError, match="decomposes the pretrained weight values"):
+        MethodChoice("frod")
 
 
 @pytest.mark.parametrize("tiny_family", sorted(TINY_CONFIGS))
