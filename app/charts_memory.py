@@ -7,7 +7,8 @@ import pandas as pd
 
 from core.units import GIB
 
-COMPONENTS = ("weights", "gradients", "optimizer", "activations", "overhead")
+# The traced categories at the step's peak, then the device-level overhead (allocator, CUDA context, NCCL).
+COMPONENTS = ("weights", "gradients", "optimizer", "activations", "temporaries", "overhead")
 
 
 def breakdown_frame(rows: list[tuple[str, dict[str, int]]]) -> pd.DataFrame:

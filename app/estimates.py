@@ -38,7 +38,9 @@ def method_rows(report: EstimateReport) -> list[dict[str, Any]]:
         row["trainable share (%)"] = 100 * m.count.trainable_share
         training = m.training
         if training is not None:
-            row["peak (GiB)"] = training.memory.total / GIB
+            row["peak, device (GiB)"] = training.memory.device / GIB
+            row["peak, allocated (GiB)"] = training.memory.allocated / GIB
+            row["peak during"] = training.memory.phase
             fit = training.fit
             if fit is not None:
                 row["fits"] = "yes" if fit.fits else "no"

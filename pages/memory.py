@@ -24,8 +24,10 @@ DEFAULT_METHODS = ("fft", "lora", "qlora", "dora", "ia3", "prefix_tuning")
 URL_KEYS = ("model", "method", "gpu", "batch", "seq", "gpus", "sharding", "precision", "rank")
 
 st.title("Memory fit")
-st.caption("Peak memory per GPU for one training step, split into weights, gradients, optimizer states, activations "
-           "(what autograd saves for backward) and overhead; from the real model class on the meta device.")
+st.caption("Peak memory per GPU over one traced training step (forward, backward, clipping, optimizer step), split "
+           "into weights, gradients, optimizer states, activations, temporaries and device overhead, at the instant "
+           "of the peak. The real model class and peft wrapping run on fake tensors: no weights, no GPU. PEFT "
+           "methods keep bf16 base weights with fp32 adapters; full fine-tuning in bf16-mixed keeps fp32 weights.")
 try:
     model = model_picker()
 except InputError as exc:
@@ -110,7 +112,8 @@ if estimated:
     st.altair_chart(memory_bars(frame, capacity, gpu), key="memory_chart")
 st.dataframe(pd.DataFrame(rows), hide_index=True, key="memory_table", column_config={
     "trainable share (%)": st.column_config.NumberColumn(format="%.4f"),
-    "peak (GiB)": st.column_config.NumberColumn(format="%.2f"),
+    "peak, device (GiB)": st.column_config.NumberColumn(format="%.2f"),
+    "peak, allocated (GiB)": st.column_config.NumberColumn(format="%.2f"),
     "calibrated peak (GiB)": st.column_config.NumberColumn(format="%.2f"),
     "headroom (GiB)": st.column_config.NumberColumn(format="%+.2f"),
     "hours": st.column_config.NumberColumn(format="%.1f"),

@@ -18,6 +18,8 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     location = tmp_path / "warehouse.duckdb"
     monkeypatch.setenv("TUNEWISE_WAREHOUSE", str(location))
+    # traced memory profiles: one folder per test run, shared by the xdist workers, never the user's cache
+    monkeypatch.setenv("TUNEWISE_CACHE_DIR", str(tmp_path.parent.parent / "trace-cache"))
     return location
 
 

@@ -2,9 +2,9 @@
 
 Two facts make tracing a handful of small steps exact for the whole model at any shape:
 
-* Transformer blocks are identical, so a step of the first 2 and of the first 3 blocks of each block stack
-  differ by one block's exact contribution; each phase's peak (with its breakdown) is extrapolated linearly to
-  the full depth. The stacks come from `core.skeleton.block_stacks`, as for the counts.
+* Blocks of one kind are identical, so copies that keep a prefix of each block stack and one block more differ
+  by that block's exact contribution; each phase's peak (with its breakdown) is extrapolated linearly to the
+  full depth (see `StepProfile`).
 * The op sequence of a step does not depend on batch or length, and every tensor's size is a polynomial in
   them: batch enters linearly, length at most quadratically (s x s attention scores, masks, position biases).
   So the live bytes after each allocation are a polynomial in (b, s) in the basis 1, s, s^2, b, b·s, b·s^2;
@@ -22,12 +22,12 @@ from functools import lru_cache
 
 import numpy as np
 
+from core.memory import cache
 from core.memory.step import StepSpec, TracedModel, trace_step
 from core.memory.trace import CATEGORIES, PHASES, Timeline
 from core.registry import MethodChoice
-from core.skeleton import SkeletonKey, block_stacks, skeleton
+from core.skeleton import BlockStack, SkeletonKey, skeleton_stacks
 
-BASE_DEPTH = 2
 SEQ_POINTS = (64, 96, 128)
 BATCH_POINTS = (2, 3)  # not 1: a size-1 dim makes some copies (contiguous) into views
 
@@ -53,14 +53,22 @@ class PhasePeaks:
 class FittedTimeline:
     """A timeline whose every event's live bytes are a fitted polynomial in (b, s)."""
 
-    def __init__(self, timelines: dict[tuple[int, int], Timeline]) -> None:
+    def __init__(self, coef: np.ndarray, phase: np.ndarray) -> None:
+        if coef.ndim != 3 or coef.shape[1] != len(phase) or coef.shape[2] != len(CATEGORIES):
+            raise ValueError("coefficients are (basis, events, categories), one phase per event")
+        self.coef, self.phase = coef, phase
+
+    @classmethod
+    def fit(cls, timelines: dict[tuple[int, int], Timeline]) -> FittedTimeline:
+        """Fit every event of aligned timelines, then keep only the events that can be a phase's peak."""
         points = list(timelines)
         first = timelines[points[0]]
-        self.phase = first.phase
         design = np.array([_basis(b, s) for b, s in points])
         values = np.stack([timelines[p].live.reshape(-1) for p in points]).astype(np.float64)
         coef, *_ = np.linalg.lstsq(design, values, rcond=None)
-        self.coef = coef.reshape(len(design[0]), *first.live.shape)  # (basis, events, categories)
+        coef = np.round(coef.reshape(len(design[0]), *first.live.shape), 6)  # (basis, events, categories)
+        keep = _undominated(coef.sum(axis=2), first.phase)
+        return cls(coef[:, keep, :], first.phase[keep])
 
     def live(self, batch: int, seq: int) -> np.ndarray:
         weights = np.array(_basis(batch, seq))
@@ -68,6 +76,23 @@ class FittedTimeline:
 
     def phase_peaks(self, batch: int, seq: int) -> PhasePeaks:
         return _phase_peaks(self.live(batch, seq), self.phase)
+
+
+def _undominated(totals: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    """Indices of the events that can be their phase's peak for some b, s >= 0. Every basis term is non-negative
+    there, so an event whose total coefficients are all at most another event's of the same phase never exceeds
+    it: only the others are kept (ties keep the first), which leaves a handful per phase."""
+    kept: list[int] = []
+    for index in range(len(PHASES)):
+        events = np.flatnonzero(phase == index)
+        block = totals[:, events].T  # (events, basis)
+        for position, event in enumerate(events):
+            at_least = np.all(block >= block[position] - 1e-6, axis=1)
+            equal = np.all(np.abs(block - block[position]) <= 1e-6, axis=1)
+            beaten = (at_least & ~equal) | (equal & (np.arange(len(events)) < position))
+            if not beaten.any():
+                kept.append(int(event))
+    return np.array(sorted(kept), dtype=np.int64)
 
 
 def _phase_peaks(live: np.ndarray, phase: np.ndarray) -> PhasePeaks:
@@ -81,19 +106,26 @@ def _phase_peaks(live: np.ndarray, phase: np.ndarray) -> PhasePeaks:
 
 
 class StepProfile:
-    """Phase peaks of one step of `choice` on the whole model of `key`, at any (b, s)."""
+    """Phase peaks of one step of `choice` on the whole model of `key`, at any (b, s).
+
+    The copies traced follow the skeleton's stack plan (`core.skeleton.stack_plans`, as the counts do): a base
+    prefix of each stack holding every kind of block, and for each kind one step of one more block, scaled by
+    how many blocks of that kind lie beyond. Partial fine-tuning trains the top K blocks, so its copies keep
+    K + 1 blocks of the output-side stack and grow it by one frozen block.
+    """
 
     def __init__(self, key: SkeletonKey, choice: MethodChoice, spec: StepSpec) -> None:
         self.key, self.choice, self.spec = key, choice, spec
-        stacks = block_stacks(skeleton(key))
-        self.variants: list[tuple[int, dict[str, int] | None]] = []
-        if stacks:
-            base = dict.fromkeys(stacks, BASE_DEPTH)
-            self.variants.append((0, base))
-            self.variants += [(depth - BASE_DEPTH, {**base, name: BASE_DEPTH + 1}) for name, depth in stacks.items()]
-        else:
-            self.variants.append((0, None))
-        self.fitted: list[FittedTimeline] | None = self._fit()
+        # (weight, blocks kept): the total is the sum of weight x peaks over the variants
+        name = cache.entry_key(key, choice, spec)
+        cached = cache.load(name)
+        if cached is not None:
+            self.variants = cached[0]
+            self.fitted = None if cached[1] is None else [FittedTimeline(c, p) for c, p in cached[1]]
+            return
+        self.variants = _variants(skeleton_stacks(key), choice)
+        self.fitted = self._fit()
+        cache.store(name, (self.variants, None if self.fitted is None else [(f.coef, f.phase) for f in self.fitted]))
 
     def _fit(self) -> list[FittedTimeline] | None:
         fitted = []
@@ -102,7 +134,7 @@ class StepProfile:
             timelines = {(b, s): model.trace(b, s) for b, s in DESIGN}
             if len({t.live.shape for t in timelines.values()}) != 1:
                 return None  # the op sequence depends on the shape: trace each shape instead
-            fitted.append(FittedTimeline(timelines))
+            fitted.append(FittedTimeline.fit(timelines))
         return fitted
 
     def _trace(self, batch: int, seq: int, blocks: dict[str, int] | None) -> Timeline:
@@ -111,13 +143,13 @@ class StepProfile:
     def block_bytes(self) -> np.ndarray:
         """Bytes by category one block of the deepest stack holds between steps' compute (its weights, gradients
         and optimizer states: what ZeRO-3/FSDP gather or reduce-scatter per block)."""
-        if len(self.variants) == 1:
+        steps = [(weight, i) for i, (weight, _) in enumerate(self.variants[1:], start=1) if weight > 0]
+        if not steps:
             return np.zeros(len(CATEGORIES))
+        high = max(steps)[1]
         clip = PHASES.index("clip")
-        deepest = 1 + int(np.argmax([extra for extra, _ in self.variants[1:]]))
         shape = DESIGN[0]
-        rows = [self._peaks_of(i, *shape)[clip] for i in (0, deepest)]
-        return np.maximum(rows[1] - rows[0], 0)
+        return np.maximum(self._peaks_of(high, *shape)[clip] - self._peaks_of(high + 1, *shape)[clip], 0)
 
     def _peaks_of(self, variant: int, batch: int, seq: int) -> np.ndarray:
         if self.fitted is not None:
@@ -126,12 +158,33 @@ class StepProfile:
 
     def phase_peaks(self, batch: int, seq: int) -> PhasePeaks:
         """Per-phase peaks of the full-depth model (see the module docstring)."""
-        peaks = [self._peaks_of(i, batch, seq) for i in range(len(self.variants))]
-        base = peaks[0]
-        total = base.copy()
-        for (extra, _), grown in zip(self.variants[1:], peaks[1:], strict=True):
-            total += extra * (grown - base)
+        total = np.zeros((len(PHASES), len(CATEGORIES)))
+        for i, (weight, _) in enumerate(self.variants):
+            total += weight * self._peaks_of(i, batch, seq)
         return PhasePeaks(np.maximum(total, 0))
+
+
+MIN_BASE = 2  # a 1-block copy takes other paths (prefix tuning's per-layer cache) than deeper ones
+
+
+def _variants(stacks: tuple[BlockStack, ...], choice: MethodChoice) -> list[tuple[int, dict[str, int] | None]]:
+    """The copies to trace and their weights: base + sum over kinds of copies x (one block more - that prefix)."""
+    if not stacks:
+        return [(1, None)]
+    base = {stack.name: max(stack.base, MIN_BASE) for stack in stacks}
+    rule = choice.spec.trains
+    if rule is not None and rule.scope == "top_blocks" and choice.top_layers is not None:
+        base[stacks[-1].name] = max(base[stacks[-1].name], choice.top_layers + 1)
+    if any(base[stack.name] >= stack.depth for stack in stacks):
+        return [(1, None)]
+    variants: list[tuple[int, dict[str, int] | None]] = [(1, base)]
+    for stack in stacks:
+        beyond = stack.kinds[base[stack.name]:]
+        for kind in dict.fromkeys(beyond):
+            index = base[stack.name] + beyond.index(kind)
+            copies = beyond.count(kind)
+            variants += [(copies, {**base, stack.name: index + 1}), (-copies, {**base, stack.name: index})]
+    return variants
 
 
 def _traced_peaks(profile: StepProfile, batch: int, seq: int, variant: int) -> np.ndarray:

@@ -21,6 +21,7 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from core.apply import apply_method
+from core.errors import NotApplicableError
 from core.memory import standins
 from core.memory.trace import (
     ACTIVATIONS,
@@ -62,6 +63,11 @@ class StepSpec:
         return self.precision.endswith("-mixed")
 
 
+# What the real model code raises on fake tensors when it needs data (sparse storage, extra inputs such as
+# multitask prompt tuning's task ids, an op without a fake kernel): the method is then counted, not sized.
+TRACE_FAILURES = (RuntimeError, ValueError, TypeError, NotImplementedError, IndexError, KeyError, AttributeError)
+
+
 class TracedModel:
     """The fake model of `key` (the first N blocks of each stack) trained as `choice`, with a warmed optimizer,
     built once and stepped at any batch shape."""
@@ -70,6 +76,15 @@ class TracedModel:
                  keep_blocks: dict[str, int] | None) -> None:
         self.key, self.spec = key, spec
         self.tracker = AllocationTracker()
+        try:
+            self._build(choice, keep_blocks)
+        except NotApplicableError:
+            raise
+        except TRACE_FAILURES as exc:
+            raise NotApplicableError(f"memory cannot be traced for this model and method: {_first_line(exc)}") from None
+
+    def _build(self, choice: MethodChoice, keep_blocks: dict[str, int] | None) -> None:
+        spec, key = self.spec, self.key
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with torch.device("meta"):
@@ -94,6 +109,12 @@ class TracedModel:
 
     def trace(self, batch_size: int, seq_len: int) -> Timeline:
         """The allocation timeline of one steady-state step on a micro-batch of this shape."""
+        try:
+            return self._trace(batch_size, seq_len)
+        except TRACE_FAILURES as exc:
+            raise NotApplicableError(f"memory cannot be traced for this model and method: {_first_line(exc)}") from None
+
+    def _trace(self, batch_size: int, seq_len: int) -> Timeline:
         self.tracker = AllocationTracker(lambda s: self.sizes.get(s._cdata, s.nbytes()))
         with warnings.catch_warnings(), _kernels(self.spec), self.fake:
             warnings.simplefilter("ignore")
@@ -109,6 +130,11 @@ def trace_step(key: SkeletonKey, choice: MethodChoice, spec: StepSpec, *, batch_
                keep_blocks: dict[str, int] | None) -> Timeline:
     """The allocation timeline of one steady-state step of `choice` on `key` (the first N blocks of each stack)."""
     return TracedModel(key, choice, spec, keep_blocks).trace(batch_size, seq_len)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _run_step(model: nn.Module, optimizer: torch.optim.Optimizer, trained: list[nn.Parameter],

@@ -101,7 +101,12 @@ class AllocationTracker(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         if func is torch.ops.aten._local_scalar_dense.default:
             return _scalar_stand_in(args[0])
-        out = func(*args, **(kwargs or {}))
+        if func is torch.ops.aten.nonzero.default:
+            # data-dependent size (DeBERTa's relative positions, masks): the upper bound, every element selected
+            source = args[0]
+            out = torch.empty((source.numel(), source.dim()), dtype=torch.long, device=source.device)
+        else:
+            out = func(*args, **(kwargs or {}))
         for leaf in tree_leaves(out):
             if isinstance(leaf, torch.Tensor):
                 self._track(leaf.untyped_storage(), self.default_category, record=True)

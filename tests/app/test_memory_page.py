@@ -33,9 +33,9 @@ def test_qlora_lowers_the_memory_bar(at: AppTest) -> None:
     at.query_params["seq"] = "512"
     at.query_params["method"] = "lora"
     at.run()
-    lora = _table(at)["peak (GiB)"].iloc[0]
+    lora = _table(at)["peak, device (GiB)"].iloc[0]
     at.multiselect(key="method").set_value(["qlora"]).run()
-    qlora = _table(at)["peak (GiB)"].iloc[0]
+    qlora = _table(at)["peak, device (GiB)"].iloc[0]
     assert qlora < lora
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from core.calibrate.recalibrate import Calibration, calibrate
-from core.memory.overhead import PRIORS
+from core.memory.overhead import OVERHEAD
 
 H100 = "NVIDIA H100 80GB HBM3"
 
@@ -22,12 +22,12 @@ def row(method: str, measured: int | None, predicted: int | None, component: str
 def test_peak_ratio_scales_all_but_the_cuda_context() -> None:
     frame = pd.DataFrame([row("lora", 110, 100), row("dora", 130, 100), row("lora", 120, 100)])
     calibration = Calibration.from_measurements(frame)
-    total = PRIORS.cuda_context + 1000
+    total = OVERHEAD.cuda_context + 1000
     result = calibrate({"total": total, "activations": 400}, calibration, device="nvidia h100 80gb  HBM3",
                        model_family="llama", method_id="lora")
     assert result is not None
     assert result.group.n == 3 and result.group.ratio == pytest.approx(1.2)  # lora and dora: both low-rank
-    assert result.calibrated_total == PRIORS.cuda_context + 1200  # the CUDA context is not scaled
+    assert result.calibrated_total == OVERHEAD.cuda_context + 1200  # the CUDA context is not scaled
     assert result.group.error == pytest.approx(0.2)
     assert "3 runs" in result.label and "20.0%" in result.label
 

@@ -21,8 +21,11 @@ def test_single_method_json_keeps_keys_and_adds_memory(capsys: pytest.CaptureFix
     data = json.loads(out)
     assert {"trainable_params", "total_params", "adapter_bytes", "memory", "fit", "time"} <= set(data)
     memory = data["memory"]
-    assert set(memory) == {"weights", "gradients", "optimizer", "activations", "overhead", "total"}
-    assert memory["total"] == sum(v for k, v in memory.items() if k != "total")
+    categories = ("weights", "gradients", "optimizer", "activations", "temporaries")
+    assert set(memory) == {*categories, "overhead", "allocated", "device", "total", "phase"}
+    assert memory["allocated"] == sum(memory[k] for k in categories)
+    assert memory["total"] == memory["device"] == memory["allocated"] + memory["overhead"]
+    assert memory["phase"] in ("forward", "backward", "clip", "optimizer", "zero_grad")
     assert data["fit"]["gpu"] == "A100-80GB" and data["time"]["hours"] > 0
 
 

@@ -30,12 +30,13 @@ def _direct(key: SkeletonKey, choice: MethodChoice, spec: StepSpec, batch: int, 
 
 @pytest.mark.parametrize(("family", "method", "attention"), [
     ("llama", "fft", "sdpa"), ("llama", "lora", "eager"), ("llama", "prefix_tuning", "sdpa"),
-    ("gpt2", "lora", "sdpa"), ("t5", "ia3", "sdpa"), ("bert", "bitfit", "eager"),
+    ("gpt2", "lora", "sdpa"), ("t5", "ia3", "sdpa"), ("bert", "bitfit", "eager"), ("llama", "partial_ft", "sdpa"),
 ])
 def test_profile_equals_a_direct_trace_of_the_whole_model_off_the_design_points(
         family: str, method: str, attention: str) -> None:
     """Fitted in (b, s) on 2- and 3-block copies, extrapolated to 4 blocks, evaluated at a shape never traced."""
-    key, choice, spec = _tiny(family), MethodChoice(method), replace(SPEC, attention=attention)
+    key, spec = _tiny(family), replace(SPEC, attention=attention)
+    choice = MethodChoice(method, top_layers=1) if method == "partial_ft" else MethodChoice(method)
     profile = StepProfile(key, choice, spec)
     assert profile.fitted is not None, "the op sequence should not depend on the shape"
     assert (5, 40) not in DESIGN
@@ -106,3 +107,18 @@ def test_a_mixture_of_experts_model_traces() -> None:
     profile = StepProfile(key, choice, SPEC)
     assert profile.fitted is not None  # grouped_mm experts: static shapes, whatever the routing
     np.testing.assert_allclose(profile.phase_peaks(3, 24).bytes, _direct(key, choice, SPEC, 3, 24), atol=64)
+
+
+def test_profiles_are_cached_on_disk_and_a_broken_entry_is_traced_again(
+        tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.memory import cache
+
+    monkeypatch.setenv("TUNEWISE_CACHE_DIR", str(tmp_path))
+    key, choice = _tiny(), MethodChoice("lora")
+    first = StepProfile(key, choice, SPEC).phase_peaks(4, 32).bytes
+    entries = list(tmp_path.glob("*.npz"))
+    assert len(entries) == 1 and entries[0].stem == cache.entry_key(key, choice, SPEC)
+    np.testing.assert_array_equal(StepProfile(key, choice, SPEC).phase_peaks(4, 32).bytes, first)
+    entries[0].write_bytes(b"not an npz file")
+    np.testing.assert_array_equal(StepProfile(key, choice, SPEC).phase_peaks(4, 32).bytes, first)
+    assert cache.entry_key(key, choice, replace(SPEC, optimizer="sgd")) != entries[0].stem
