@@ -83,7 +83,8 @@ def main() -> None:
     start = time.perf_counter()
     rows = estimate_rows()
     print(f"{len(rows)} published runs, estimated in {time.perf_counter() - start:.1f} s\n")
-    print("| run | GPU | peak phase | allocated (GiB) | predicted reserved (GiB) | measured reserved p99 (GiB) | error |")
+    print("| run | GPU | peak phase | allocated (GiB) | predicted reserved (GiB) | measured reserved p99 (GiB) "
+          "| error |")
     print("|---|---|---|---:|---:|---:|---:|")
     errors = []
     for i, row in enumerate(rows):

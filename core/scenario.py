@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from core.errors import InputError
 from core.memory.setup import TrainingSetup
 from core.models import ResolvedModel
-from core.registry import MethodChoice
+from core.registry import KNOBS, MethodChoice
 from core.skeleton import SkeletonKey, default_task
 
 
@@ -34,6 +34,28 @@ class Scenario:
     @property
     def skeleton_key(self) -> SkeletonKey:
         return SkeletonKey(self.model, self.task, self.num_labels)
+
+    def to_argv(self) -> list[str]:
+        """The `python -m core estimate` flags of this scenario; parsing them gives this scenario back.
+
+        Knobs are shared by the methods that take them (as `--method a,b` applies them), so a knob is written
+        once when those methods agree; where they differ only by their own defaults it is left out."""
+        argv = ["--model", self.model.name, "--task", self.task]
+        if self.task == "seq-cls":
+            argv += ["--num-labels", str(self.num_labels)]
+        argv += ["--method", ",".join(choice.method for choice in self.methods)]
+        for name, knob in KNOBS.items():
+            values = {getattr(c, name) for c in self.methods if name in c.spec.defaults}
+            defaults = {c.spec.defaults[name] for c in self.methods if name in c.spec.defaults}
+            if len(values) == 1 and values != defaults:
+                value = values.pop()
+                if value is not None:
+                    argv += [knob.cli_flag, ",".join(value) if isinstance(value, tuple) else str(value)]
+            elif len(values) > 1 and any(getattr(c, name) != c.spec.defaults[name]
+                                         for c in self.methods if name in c.spec.defaults):
+                raise InputError(f"the methods differ in {knob.cli_flag}, which one command applies to all of them: "
+                                 "estimate them one at a time")
+        return [*argv, *self.training.to_argv()]
 
     @property
     def warnings(self) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from core.errors import InputError
 from core.memory.gpus import catalogue as gpu_catalogue
 from core.memory.setup import ATTENTIONS, OPTIMIZERS, PRECISIONS, SHARDINGS, TrainingSetup
 from core.registry import METHODS, choices_for, method_ids
+from core.scenario import Scenario
 from core.units import GIB
 
 DEFAULT_METHODS = ("fft", "lora", "qlora", "dora", "ia3", "prefix_tuning")
@@ -144,12 +145,11 @@ st.dataframe(pd.DataFrame(comparison), hide_index=True, key="gpu_table", column_
 })
 
 st.subheader("The same estimate from the command line")
-flags = ["python", "-m", "core", "estimate", "--model", model.name, "--method", ",".join(methods),
-         "--batch-size", str(batch), "--seq-len", str(seq), "--precision", precision, "--optimizer", optimizer,
-         "--attention", attention, "--gpu", gpu, "--gpus", str(n_gpus), "--sharding", sharding, "--offload", offload,
-         "--dataset-tokens", str(dataset_tokens), "--epochs", str(epochs), "--rank", str(rank)]
-flags += ["--gradient-checkpointing"] if checkpointing else []
-flags += ["--targets", targets.strip()] if targets.strip() else []
+try:
+    flags = ["python", "-m", "core", "estimate", *Scenario(model, choices, training=setup).to_argv()]
+except InputError as exc:
+    st.error(str(exc))
+    st.stop()
 st.code(shlex.join(flags), language="bash")
 st.caption(f"Memory in GiB (2^30 bytes). {report.model} counted with peft; 1 GiB = {GIB:,} bytes. "
            "Accuracy of the activation model: see the README's Accuracy section (CPU probe comparison).")

@@ -6,18 +6,10 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
-from core.memory.setup import (
-    ATTENTIONS,
-    DEFAULT_MFU,
-    OFFLOADS,
-    OPTIMIZERS,
-    PRECISIONS,
-    QUANTIZATIONS,
-    SHARDINGS,
-    TrainingSetup,
-)
+from core.memory.setup import TrainingSetup
 from core.models import ResolvedModel, resolve_model
 from core.registry import KNOBS, MethodChoice, choices_for, get_method, method_ids
 from core.skeleton import TASKS
@@ -40,34 +32,22 @@ def add_method_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_training_flags(parser: argparse.ArgumentParser) -> None:
-    """How the model is trained: what the memory, fit, time and cost estimates are for."""
+    """How the model is trained, one flag per `TrainingSetup` field (its help and choices are declared there)."""
     group = parser.add_argument_group("training")
-    group.add_argument("--batch-size", type=int, default=1, help="micro-batch per GPU (default 1)")
-    group.add_argument("--seq-len", type=int, default=512, help="tokens per sequence (default 512)")
-    group.add_argument("--precision", default="bf16-mixed", help=f"one of {', '.join(PRECISIONS)}")
-    group.add_argument("--optimizer", default="adamw", help=f"one of {', '.join(OPTIMIZERS)}")
-    group.add_argument("--gradient-checkpointing", action="store_true", help="recompute each block in backward")
-    group.add_argument("--attention", default="sdpa", help=f"one of {', '.join(ATTENTIONS)}")
-    group.add_argument("--quantization", default="auto",
-                       help=f"base weights: one of {', '.join(QUANTIZATIONS)} (auto: NF4 for qlora, none otherwise)")
-    group.add_argument("--gpus", type=int, default=1, help="data-parallel GPUs (default 1)")
-    group.add_argument("--sharding", default="none", help=f"one of {', '.join(SHARDINGS)}")
-    group.add_argument("--offload", default="none", help=f"one of {', '.join(OFFLOADS)} (needs --sharding)")
-    group.add_argument("--gpu", help="GPU to fit on, e.g. A100-80GB, H100, RTX-4090 (catalogue: data/gpus.csv)")
-    group.add_argument("--gpu-price", type=float, help="override the catalogue's USD per GPU-hour")
-    group.add_argument("--dataset-tokens", type=int, help="tokens in the training set (for time and cost)")
-    group.add_argument("--epochs", type=float, default=1.0, help="passes over the dataset (default 1)")
-    group.add_argument("--mfu", type=float, default=DEFAULT_MFU,
-                       help=f"model-FLOPs utilisation (default {DEFAULT_MFU})")
+    for spec in fields(TrainingSetup):
+        flag = "--" + spec.name.replace("_", "-")
+        meta = spec.metadata
+        if spec.type in ("bool", bool):
+            group.add_argument(flag, action="store_true", help=meta["help"])
+            continue
+        kind = meta["type"] or type(spec.default)
+        choices = f"one of {', '.join(meta['choices'])}; " if meta["choices"] else ""
+        default = "" if spec.default is None else f" (default {spec.default})"
+        group.add_argument(flag, type=kind, default=spec.default, help=f"{choices}{meta['help']}{default}")
 
 
 def training_from_args(args: argparse.Namespace) -> TrainingSetup:
-    return TrainingSetup(
-        batch_size=args.batch_size, seq_len=args.seq_len, precision=args.precision, optimizer=args.optimizer,
-        gradient_checkpointing=args.gradient_checkpointing, attention=args.attention, gpus=args.gpus,
-        sharding=args.sharding, offload=args.offload, gpu=args.gpu, gpu_price=args.gpu_price,
-        dataset_tokens=args.dataset_tokens, epochs=args.epochs, mfu=args.mfu, quantization=args.quantization,
-    )
+    return TrainingSetup(**{spec.name: getattr(args, spec.name) for spec in fields(TrainingSetup)})
 
 
 def model_from_args(args: argparse.Namespace) -> ResolvedModel:

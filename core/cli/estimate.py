@@ -55,7 +55,8 @@ def render(report: EstimateReport) -> None:
     print(f"{report.model} ({report.model_origin}, {report.task}) - batch {t['batch_size']} x {t['seq_len']} tokens, "
           f"{t['precision']}, {t['optimizer']}, {t['attention']}"
           f"{', checkpointing' if t['gradient_checkpointing'] else ''}, {t['gpus']} GPU(s)"
-          f"{', ' + t['sharding'] if t['sharding'] != 'none' else ''}; memory per GPU at the step's peak (allocated: what torch.cuda.max_memory_allocated shows; device: what must fit)")
+          f"{', ' + t['sharding'] if t['sharding'] != 'none' else ''}; memory per GPU at the step's peak")
+    print("allocated: what torch.cuda.max_memory_allocated would show; device: what nvidia-smi shows (what must fit)")
     gpu = t.get("gpu")
     headers = ["method", "trainable", "share", "weights", "grads", "optim", "activ", "temp", "allocated", "device",
                "peak at"]

@@ -5,7 +5,8 @@ Validated once in `__post_init__`; every bad value is one `InputError` line that
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from core.errors import InputError
 
@@ -18,25 +19,37 @@ QUANTIZATIONS: tuple[str, ...] = ("auto", "none", "nf4", "nf4-dq", "int8")
 DEFAULT_MFU = 0.4  # model-FLOPs utilisation typical of well-tuned fine-tuning runs (PaLM reports 46% for pretraining)
 
 
+def _setting(default: object, help: str, *, choices: tuple[str, ...] = (), flag_type: type | None = None) -> Any:
+    """A setup field with what the CLI, the page and the printed command need: its help and its choices."""
+    return field(default=default, metadata={"help": help, "choices": choices, "type": flag_type})
+
+
 @dataclass(frozen=True)
 class TrainingSetup:
-    """How the model is trained. `batch_size` is the micro-batch per GPU; `gpus` the data-parallel width."""
+    """How the model is trained. `batch_size` is the micro-batch per GPU; `gpus` the data-parallel width.
 
-    batch_size: int = 1
-    seq_len: int = 512
-    precision: str = "bf16-mixed"
-    optimizer: str = "adamw"
-    gradient_checkpointing: bool = False
-    attention: str = "sdpa"
-    gpus: int = 1
-    sharding: str = "none"
-    offload: str = "none"
-    gpu: str | None = None
-    gpu_price: float | None = None
-    dataset_tokens: int | None = None
-    epochs: float = 1.0
-    mfu: float = DEFAULT_MFU
-    quantization: str = "auto"
+    Each field declares its help and choices once: `core.cli._common.add_training_flags` builds the flags from
+    them and `to_argv` writes a setup back as those flags (tested to round-trip)."""
+
+    batch_size: int = _setting(1, "micro-batch per GPU")
+    seq_len: int = _setting(512, "tokens per sequence")
+    precision: str = _setting("bf16-mixed", "bf16-mixed: fp32 trained weights, bf16 compute and frozen weights",
+                              choices=PRECISIONS)
+    optimizer: str = _setting("adamw", "adamw is torch's foreach AdamW; adamw-fused is HF Trainer's default",
+                              choices=OPTIMIZERS)
+    gradient_checkpointing: bool = _setting(False, "recompute each block in backward (non-reentrant)")
+    attention: str = _setting("sdpa", "sdpa/flash keep no score matrices on CUDA; eager does", choices=ATTENTIONS)
+    gpus: int = _setting(1, "data-parallel GPUs")
+    sharding: str = _setting("none", "ZeRO stage or FSDP full sharding", choices=SHARDINGS)
+    offload: str = _setting("none", "move optimizer states (or also parameters) to the CPU; needs --sharding",
+                            choices=OFFLOADS)
+    gpu: str | None = _setting(None, "GPU to fit on, e.g. A100-80GB, H100, RTX-4090 (catalogue: data/gpus.csv)",
+                               flag_type=str)
+    gpu_price: float | None = _setting(None, "override the catalogue's USD per GPU-hour", flag_type=float)
+    dataset_tokens: int | None = _setting(None, "tokens in the training set (for time and cost)", flag_type=int)
+    epochs: float = _setting(1.0, "passes over the dataset")
+    mfu: float = _setting(DEFAULT_MFU, "model-FLOPs utilisation")
+    quantization: str = _setting("auto", "base weights (auto: NF4 for qlora, none otherwise)", choices=QUANTIZATIONS)
 
     def __post_init__(self) -> None:
         for flag, value in (("--batch-size", self.batch_size), ("--seq-len", self.seq_len), ("--gpus", self.gpus)):
@@ -77,3 +90,14 @@ class TrainingSetup:
     @property
     def mixed(self) -> bool:
         return self.precision.endswith("-mixed")
+
+    def to_argv(self) -> list[str]:
+        """The CLI flags that reproduce this setup (defaults left out)."""
+        argv: list[str] = []
+        for spec in fields(self):
+            value, default = getattr(self, spec.name), spec.default
+            if value == default:
+                continue
+            flag = "--" + spec.name.replace("_", "-")
+            argv += [flag] if isinstance(value, bool) else [flag, str(value)]
+        return argv
