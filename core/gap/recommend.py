@@ -293,7 +293,10 @@ def _accuracy_text(c: Candidate, request: RecommendRequest) -> str:
     )
     if c.reported == 0:
         return f"{interval}: no pair reports this method on {request.task_type}; evidence: {gap.evidence_basis}"
-    return f"{interval}; {c.reported} pairs of its own on {request.task_type}, {gap.n_sources} source(s)"
+    return (
+        f"{interval}; {c.reported} pairs of its own on {request.task_type}; evidence shown: {gap.n_evidence} "
+        f"{gap.evidence_basis} from {gap.n_sources} source{'s' if gap.n_sources != 1 else ''}"
+    )
 
 
 def _robust_text(c: Candidate) -> str:
