@@ -5,6 +5,7 @@ Data flows one way: inputs (CLI flags, page widgets) -> Scenario -> core -> resu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from core.errors import InputError
@@ -62,6 +63,10 @@ class Scenario:
         """Questionable but estimable inputs, e.g. a sequence longer than the model's position table."""
         limit = self.model.max_positions
         if limit is not None and self.training.seq_len > limit:
+            factor = self.training.seq_len / limit
+            rope = ("; a RoPE model needs its positions scaled by at least "
+                    f"{factor:.2f}x (rope_scaling, e.g. {{\"rope_type\": \"yarn\", \"factor\": {math.ceil(factor)}}})"
+                    if "rope_theta" in self.model.config_dict or "rope_scaling" in self.model.config_dict else "")
             return (f"--seq-len {self.training.seq_len} exceeds {self.model.name}'s maximum of {limit} positions; "
-                    "estimated anyway, but the model was not trained for it",)
+                    f"estimated anyway, but the model was not trained for it{rope}",)
         return ()

@@ -47,3 +47,9 @@ def test_methods_with_different_chosen_knobs_cannot_share_one_command() -> None:
     scenario = Scenario(resolve_model("llama-2-7b"), (MethodChoice("lora", rank=4), MethodChoice("dora", rank=32)))
     with pytest.raises(InputError, match="differ in --rank"):
         scenario.to_argv()
+
+
+def test_a_sequence_beyond_the_positions_warns_with_the_rope_factor_needed() -> None:
+    scenario = Scenario(resolve_model("llama-2-7b"), (MethodChoice("lora"),), training=TrainingSetup(seq_len=16384))
+    (warning,) = scenario.warnings
+    assert "maximum of 4096 positions" in warning and "4.00x" in warning
