@@ -109,9 +109,16 @@ def _holder(handle: IO[str]) -> str:
 @contextmanager
 def write_lock(file: Path, action: str, wait_s: float) -> Iterator[None]:
     """Hold the cross-process write lock of `file`, waiting at most `wait_s` seconds for the current holder."""
-    file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handle = lock_path(file).open("a+", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(
+            f"cannot {action}: the folder of {file} is not writable ({exc.strerror}); fix its permissions, or set "
+            "TUNEWISE_READ_ONLY=1 for a read-only deployment"
+        ) from None
     deadline = time.monotonic() + wait_s
-    with lock_path(file).open("a+", encoding="utf-8") as handle:
+    with handle:
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
