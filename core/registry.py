@@ -608,6 +608,18 @@ def method_ids(*, estimable_only: bool = True) -> tuple[str, ...]:
     return tuple(m.id for m in _METHODS if m.estimable or not estimable_only)
 
 
+# What a recommendation compares when the user names no methods: full fine-tuning and the PEFT methods that
+# practitioners choose among and that published FFT-vs-PEFT comparisons report (data/published_results.csv).
+# Every other estimable method is still compared when named.
+CANDIDATES: tuple[str, ...] = ("fft", "partial_ft", "bitfit", "lora", "qlora", "dora", "adalora", "ia3", "vera",
+                               "loha", "lokr", "oft", "prefix_tuning", "prompt_tuning", "p_tuning")
+
+
+def candidate_ids() -> tuple[str, ...]:
+    """The default candidates of a recommendation (see CANDIDATES), in registry order."""
+    return tuple(m for m in method_ids() if m in CANDIDATES)
+
+
 def get_method(method_id: str) -> Method:
     """Look a method up by id or literature alias (case, dashes and spaces ignored); the error lists the ids."""
     key = _LOOKUP.get(_normalise(method_id))

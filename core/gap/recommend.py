@@ -35,7 +35,7 @@ from core.gap.robustness import ConditionEstimate, robustness
 from core.gap.theory import data_note
 from core.memory.gpus import find_gpu
 from core.models import ResolvedModel, resolve_model
-from core.registry import ALL_LINEAR, METHODS, MethodChoice, get_method, method_ids
+from core.registry import ALL_LINEAR, METHODS, MethodChoice, candidate_ids, get_method, method_ids
 from core.units import GIB, human_bytes
 
 PRIORITIES: tuple[str, ...] = ("accuracy", "cost", "robustness", "storage", "time")
@@ -93,7 +93,7 @@ class RecommendRequest:
         if any(not (math.isfinite(w) and w >= 0) for w in weights.values()) or not sum(weights.values()) > 0:
             raise InputError("priorities must be non-negative numbers, at least one positive, e.g. accuracy=2")
         object.__setattr__(self, "priorities", MappingProxyType(weights))
-        ids = tuple(dict.fromkeys(["fft", *(get_method(m).id for m in self.methods or method_ids())]))
+        ids = tuple(dict.fromkeys(["fft", *(get_method(m).id for m in self.methods or candidate_ids())]))
         not_estimable = [m for m in ids if not METHODS[m].estimable]
         if not_estimable:
             raise InputError(
