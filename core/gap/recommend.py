@@ -65,7 +65,7 @@ SETTINGS = RecommendSettings()
 
 @dataclass(frozen=True)
 class RecommendRequest:
-    """What the recommender needs; `methods` empty means every method TuneWise can estimate."""
+    """What the recommender needs; `methods` empty means the registry's declared candidates (`candidate_ids`)."""
 
     task_type: str
     train_examples: int
