@@ -4,9 +4,10 @@ The loop is the one HF Trainer / accelerate run: forward with labels (the loss i
 dropped), backward, `clip_grad_norm_(1.0)`, `optimizer.step()`, `zero_grad(set_to_none=True)`. The optimizer
 is stepped once before the trace, so the traced step is a steady-state one (its states exist from the start).
 
-Dtypes follow practice: frozen weights in the compute dtype (bf16/fp16, fp32 only for `fp32`), trained weights
-fp32 under `*-mixed` and `fp32` (autocast makes half-precision working copies, cached for the forward) and half
-under `*-true`; peft adapters in their own dtype (fp32 by default, as peft keeps them).
+Dtypes follow practice: the base is loaded in the compute dtype (bf16/fp16, fp32 only for `fp32`), then the
+method is applied; weights a method trains are fp32 under `*-mixed` (autocast makes half-precision working
+copies, cached for the forward) and stay in the compute dtype under `*-true`; peft adapters and peft's own
+tensors keep the dtype peft gives them (fp32 adapters by default).
 """
 
 from __future__ import annotations
@@ -87,10 +88,12 @@ class TracedModel:
         spec, key = self.spec, self.key
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            base = fresh_copy(skeleton(key), keep_blocks)
+            _load_dtype(base, spec.compute_dtype)
             with torch.device("meta"):
-                model = apply_method(fresh_copy(skeleton(key), keep_blocks), key, choice)
+                model = apply_method(base, key, choice)
             _set_attention(model, spec.attention)
-            _set_dtypes(model, choice, spec)
+            _train_dtype(model, choice, spec)
             quantized = _quantize(model, spec.quantization)
             self.fake = FakeTensorMode(allow_non_fake_inputs=True)
             with self.fake:
@@ -190,15 +193,23 @@ def _kernels(spec: StepSpec) -> Iterator[None]:
         yield
 
 
-def _set_dtypes(model: nn.Module, choice: MethodChoice, spec: StepSpec) -> None:
-    """Cast each parameter on the meta device to the dtype it trains or sits in (see the module docstring)."""
-    adapter = HALF[choice.adapter_dtype] if choice.spec.is_peft and choice.adapter_dtype else None
-    trained_dtype = torch.float32 if spec.mixed or spec.precision == "fp32" else spec.compute_dtype
+def _load_dtype(model: nn.Module, dtype: torch.dtype) -> None:
+    """The base as `from_pretrained(dtype=...)` loads it: every parameter in `dtype` except the modules the model
+    class keeps in fp32 (`_keep_in_fp32_modules`, e.g. T5's `wo`); buffers keep their own dtype."""
+    keep = tuple(getattr(model, "_keep_in_fp32_modules", None) or ()) if dtype != torch.float32 else ()
+    for name, p in model.named_parameters():
+        if not any(f".{part}." in f".{name}" for part in keep):
+            p.data = p.data.to(dtype)
+
+
+def _train_dtype(model: nn.Module, choice: MethodChoice, spec: StepSpec) -> None:
+    """Methods that train base weights keep them in fp32 under `*-mixed` (AMP's master weights); peft keeps its
+    adapters in their own dtype (fp32 by default, `--adapter-dtype` otherwise: `core.apply`)."""
+    if choice.spec.is_peft or not spec.mixed:
+        return
     for p in model.parameters():
         if p.requires_grad:
-            p.data = p.data.to(adapter or trained_dtype)
-        else:
-            p.data = p.data.to(spec.compute_dtype)
+            p.data = p.data.to(torch.float32)
 
 
 def _quantize(model: nn.Module, quant: str):  # type: ignore[no-untyped-def]
