@@ -185,15 +185,6 @@ class MethodOption:
     def reported(self) -> int:
         return 0 if self.candidate is None else self.candidate.reported
 
-    @property
-    def untested(self) -> bool:
-        """No pair reports this method on this task type: its gap is its family's or the prior, not its own."""
-        return self.candidate is not None and self.candidate.gap is not None and self.candidate.reported == 0
-
-    @property
-    def gap_mean(self) -> float:
-        return 0.0 if self.gap is None else self.gap.mean
-
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "method": self.method, "label": self.label, "fits": self.fits, "score": round(self.score, 4),

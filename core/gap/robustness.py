@@ -26,7 +26,6 @@ from core.gap.features import GapScenario
 from core.registry import METHODS
 
 REPLICATION_SD = 1.5  # points: the middle of the 1-3 point re-run spread, as an sd
-MIN_SAME_FAMILY = 3  # pairs of the scenario's method family needed before the estimate uses only them
 
 
 @dataclass(frozen=True)
