@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from core.counting import ParameterCount, count_parameters
-from core.errors import NotApplicableError
+from core.errors import InputError, NotApplicableError
 from core.memory.budget import TrainingEstimate, estimate_training
 from core.memory.quantization import check_quantization
 from core.scenario import Scenario
@@ -74,15 +74,15 @@ _count = lru_cache(maxsize=256)(count_parameters)
 
 def estimate(scenario: Scenario, *, skip_inapplicable: bool = False) -> EstimateReport:
     """Count and size every method of the scenario. With `skip_inapplicable` (method 'all'), a method that cannot
-    apply to this model (or to this training setup, e.g. a 4-bit base) is reported with its reason instead of
-    failing the whole run."""
+    apply to this model (or to this training setup, e.g. a 4-bit base), or whose settings do not fit it (adaption
+    prompt's 30 default layers on a 12-block model), is reported with its reason instead of failing the run."""
     results = []
     key, setup = scenario.skeleton_key, scenario.training
     for choice in scenario.methods:
         try:
             quant = check_quantization(choice, setup)
             count = _count(key, choice)
-        except NotApplicableError as exc:
+        except (NotApplicableError, InputError) as exc:
             if not skip_inapplicable:
                 raise
             results.append(MethodEstimate(choice.method, choice.label(), error=str(exc)))

@@ -33,7 +33,9 @@ def test_all_methods_side_by_side(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "--method", "all", "--batch-size", "2", "--seq-len", "256", "--gpu", "T4")
     assert code == 0
     assert "activ" in out and "max batch" in out
-    assert sum(line.startswith(("LoRA", "Full fine-tuning", "Prefix")) for line in out.splitlines()) == 3
+    labels = ("Full fine-tuning ", "LoRA r=8 ", "Prefix tuning ")
+    assert sum(line.startswith(labels) for line in out.splitlines()) == 3
+    assert "--top-layers 30 exceeds the model's 12 blocks" in out  # a method whose default does not fit: reported
 
 
 @pytest.mark.parametrize(
