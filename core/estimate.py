@@ -10,6 +10,7 @@ from core.counting import ParameterCount, count_parameters
 from core.errors import InputError, NotApplicableError
 from core.memory.budget import TrainingEstimate, estimate_training
 from core.memory.quantization import check_quantization
+from core.registry import MethodChoice
 from core.scenario import Scenario
 
 
@@ -83,7 +84,8 @@ def estimate(scenario: Scenario, *, skip_inapplicable: bool = False) -> Estimate
             quant = check_quantization(choice, setup)
             count = _count(key, choice)
         except (NotApplicableError, InputError) as exc:
-            if not skip_inapplicable:
+            # a user's own bad value stays an error; a method whose own defaults do not fit this model is reported
+            if not skip_inapplicable or (isinstance(exc, InputError) and choice != MethodChoice(choice.method)):
                 raise
             results.append(MethodEstimate(choice.method, choice.label(), error=str(exc)))
             continue

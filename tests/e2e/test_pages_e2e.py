@@ -21,7 +21,8 @@ def _wait_table_changes(page: Page, before: str) -> str:
 
 
 def _charts(page: Page, expected: int) -> None:
-    page.locator('[data-testid="stVegaLiteChart"]').nth(expected - 1).wait_for()
+    page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
+    page.locator('[data-testid="stVegaLiteChart"]').nth(expected - 1).wait_for(state="attached")  # may sit in a tab
     assert page.locator('[data-testid="stVegaLiteChart"]').count() == expected
 
 
@@ -36,7 +37,8 @@ def _set_number(page: Page, label: str, value: int) -> None:
 def test_decide_page(page: Page, app_url: str) -> None:
     page.goto(f"{app_url}/?model=Qwen/Qwen2.5-0.5B&task=code&gpu=T4")
     wait_for_app(page)
-    page.get_by_test_id("stAlertContentSuccess").get_by_text("Recommended:").wait_for()
+    # a first visit traces each candidate method's training step (then the disk cache answers)
+    page.get_by_test_id("stAlertContentSuccess").get_by_text("Recommended:").wait_for(timeout=300_000)
     before = _table_text(page)
     assert "Full fine-tuning" in before and "LoRA" in before
     _charts(page, 1)
@@ -66,7 +68,7 @@ def test_evidence_shared_link(page: Page, app_url: str) -> None:
     page.goto(f"{app_url}/evidence?task=code&method=lora")
     wait_for_app(page)
     page.get_by_text("Gap by task type and method (39 pairs)").wait_for()
-    _charts(page, 4)
+    _charts(page, 5)  # four evidence charts and the predictor's held-out calibration plot
     page.goto(f"{app_url}/evidence")
     wait_for_app(page)
     page.get_by_text("Gap by task type and method").first.wait_for()

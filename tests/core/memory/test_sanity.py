@@ -56,7 +56,7 @@ def test_many_prompt_tokens_above_few_prefix_tokens() -> None:
 def test_gradient_checkpointing_lowers_the_peak(method: str) -> None:
     plain = memory(MethodChoice(method))
     checkpointed = memory(MethodChoice(method), replace(SETUP, gradient_checkpointing=True))
-    assert checkpointed.activations < plain.activations / 2
+    assert checkpointed.activations < plain.activations  # the logits and their loss stay outside the blocks
     assert checkpointed.allocated < plain.allocated
 
 
