@@ -85,7 +85,8 @@ def estimate(scenario: Scenario, *, skip_inapplicable: bool = False) -> Estimate
             count = _count(key, choice)
         except (NotApplicableError, InputError) as exc:
             # a user's own bad value stays an error; a method whose own defaults do not fit this model is reported
-            if not skip_inapplicable or (isinstance(exc, InputError) and choice != MethodChoice(choice.method)):
+            own_value = not isinstance(exc, NotApplicableError) and choice != MethodChoice(choice.method)
+            if not skip_inapplicable or own_value:
                 raise
             results.append(MethodEstimate(choice.method, choice.label(), error=str(exc)))
             continue

@@ -177,9 +177,7 @@ def estimate_training(key: SkeletonKey, choice: MethodChoice, count: ParameterCo
     config = skeleton(key).config
     per_token = flops_per_token(choice, count, layers=int(getattr(config, "num_hidden_layers", 0) or 0),
                                 width=int(getattr(config, "hidden_size", 0) or 0), seq_len=setup.seq_len)
-    prompt = choice.spec.family == "soft-prompt" and choice.method != "prefix_tuning"
-    extra = (choice.virtual_tokens or 0) if prompt else 0
-    return TrainingEstimate(memory, fit, training_time(per_token, setup, gpu, extra_tokens=extra))
+    return TrainingEstimate(memory, fit, training_time(per_token, setup, gpu, extra_tokens=choice.input_tokens))
 
 
 def _fit(parts: Sizer, gpu: Gpu, memory: MemoryBreakdown) -> Fit:

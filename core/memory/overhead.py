@@ -37,10 +37,8 @@ class DeviceOverhead:
         """The allocator's reserved peak for an allocated peak (what `max_memory_reserved` shows)."""
         return int(allocated * (1 + self.fragmentation) + self.reserve)
 
-    def device(self, allocated: int, *, gpus: int, cpu: bool = False) -> int:
+    def device(self, allocated: int, *, gpus: int) -> int:
         """What the GPU must hold: reserved peak, CUDA context, and NCCL buffers when training on several GPUs."""
-        if cpu:
-            return allocated
         return self.reserved(allocated) + self.cuda_context + (self.nccl if gpus > 1 else 0)
 
 

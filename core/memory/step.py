@@ -283,9 +283,7 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
 
 def _inputs(key: SkeletonKey, batch_size: int, seq_len: int) -> dict[str, torch.Tensor]:
     """Token ids and labels of one micro-batch, no padding (so no attention mask)."""
-    vocab = int(key.model.config_dict.get("vocab_size") or 32)
     ids = torch.zeros(batch_size, seq_len, dtype=torch.long)
     if key.task == "seq-cls":
         return {"input_ids": ids, "labels": torch.zeros(batch_size, dtype=torch.long)}
-    del vocab
     return {"input_ids": ids, "labels": ids.clone()}

@@ -33,9 +33,10 @@ def flops_per_token(choice: MethodChoice, count: ParameterCount, *, layers: int,
     """Training FLOPs per token (see the module docstring)."""
     n, trained = count.total_params, count.trainable_params
     attention = 12 * layers * seq_len * width
-    if choice.method == "fft":
+    scope = choice.spec.trains.scope if choice.spec.trains is not None else ""
+    if scope == "all":
         return 6 * n + attention
-    if choice.method == "partial_ft":
+    if scope == "top_blocks":
         return 2 * n + 4 * trained + attention
     return 4 * n + 2 * trained + attention
 
