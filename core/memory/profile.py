@@ -142,14 +142,20 @@ class StepProfile:
 
     def block_bytes(self) -> np.ndarray:
         """Bytes by category one block of the deepest stack holds between steps' compute (its weights, gradients
-        and optimizer states: what ZeRO-3/FSDP gather or reduce-scatter per block)."""
-        steps = [(weight, i) for i, (weight, _) in enumerate(self.variants[1:], start=1) if weight > 0]
-        if not steps:
+        and optimizer states: what ZeRO-3/FSDP gather or reduce-scatter per block): the copy with the most
+        extrapolated blocks minus the copy one block shorter."""
+        grown = [(weight, i) for i, (weight, blocks) in enumerate(self.variants[1:], start=1) if weight > 0 and blocks]
+        if not grown:
             return np.zeros(len(CATEGORIES))
-        high = max(steps)[1]
+        high = max(grown)[1]
+        blocks = self.variants[high][1]
+        assert blocks is not None
+        index = {_blocks_id(b): i for i, (_, b) in enumerate(self.variants)}
+        lower = next(index[_blocks_id({**blocks, name: count - 1})] for name, count in blocks.items()
+                     if _blocks_id({**blocks, name: count - 1}) in index)
         clip = PHASES.index("clip")
         shape = DESIGN[0]
-        return np.maximum(self._peaks_of(high, *shape)[clip] - self._peaks_of(high + 1, *shape)[clip], 0)
+        return np.maximum(self._peaks_of(high, *shape)[clip] - self._peaks_of(lower, *shape)[clip], 0)
 
     def _peaks_of(self, variant: int, batch: int, seq: int) -> np.ndarray:
         if self.fitted is not None:
@@ -184,7 +190,23 @@ def _variants(stacks: tuple[BlockStack, ...], choice: MethodChoice) -> list[tupl
             index = base[stack.name] + beyond.index(kind)
             copies = beyond.count(kind)
             variants += [(copies, {**base, stack.name: index + 1}), (-copies, {**base, stack.name: index})]
-    return variants
+    return _merged(variants)
+
+
+def _blocks_id(blocks: dict[str, int] | None) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted((blocks or {}).items()))
+
+
+def _merged(variants: list[tuple[int, dict[str, int] | None]]) -> list[tuple[int, dict[str, int] | None]]:
+    """One entry per distinct copy, weights summed: the one-block-shorter copy of a kind is often the base
+    itself, and each copy is traced once."""
+    weights: dict[tuple[tuple[str, int], ...], int] = {}
+    copies: dict[tuple[tuple[str, int], ...], dict[str, int] | None] = {}
+    for weight, blocks in variants:
+        ident = _blocks_id(blocks)
+        weights[ident] = weights.get(ident, 0) + weight
+        copies.setdefault(ident, blocks)
+    return [(weights[i], copies[i]) for i in weights]
 
 
 def _traced_peaks(profile: StepProfile, batch: int, seq: int, variant: int) -> np.ndarray:
