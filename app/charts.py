@@ -1,9 +1,103 @@
-"""Altair charts shared by the pages. Every chart has tooltips and says its unit on the axis."""
+"""Altair charts shared by the pages. Every chart has tooltips and says its unit on the axis; every method keeps
+one colour on every page (`METHOD_COLORS`, built from the registry's order)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import altair as alt
 import pandas as pd
+
+from core.registry import candidate_ids, method_ids
+
+# Full fine-tuning is the reference every gap is measured against: always the same near-black.
+FFT_COLOR = "#111827"
+# A red that reads as "limit" on white and on Streamlit's dark theme (Tailwind red-600).
+CAPACITY_COLOR = "#dc2626"
+# Tableau 20's hues reordered so neighbours differ (Tableau Software, "Tableau 20" palette), without the red
+# (kept for capacity lines) and the greys (too close to FFT): 17 distinct colours, more than the 14 PEFT
+# candidates, so candidates never share a colour.
+_PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
+    "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5", "#ff9896",
+)
+
+
+def _method_colors() -> dict[str, str]:
+    """FFT dark; the recommendation candidates first (registry order), each its own palette colour; every other
+    registry method then takes the palette in turn (only non-candidates may share a colour)."""
+    ordered = [m for m in candidate_ids() if m != "fft"]
+    ordered += [m for m in method_ids(estimable_only=False) if m not in ordered and m != "fft"]
+    colors = {"fft": FFT_COLOR}
+    colors.update({m: _PALETTE[i % len(_PALETTE)] for i, m in enumerate(ordered)})
+    return colors
+
+
+METHOD_COLORS: dict[str, str] = _method_colors()
+
+
+def method_color(method_id: str) -> str:
+    """The colour of a registry method id on every page; ids outside the registry get the 'other' colour."""
+    return METHOD_COLORS.get(method_id, METHOD_COLORS["other"])
+
+
+def method_color_scale(method_ids_shown: Iterable[str]) -> alt.Scale:
+    """A colour scale whose domain is the methods shown (in the order given, duplicates dropped) and whose range
+    is their fixed colours, so the same method has the same colour in every chart."""
+    domain = list(dict.fromkeys(method_ids_shown))
+    return alt.Scale(domain=domain, range=[method_color(m) for m in domain])
+
+
+def pareto_frontier(frame: pd.DataFrame) -> pd.Series:
+    """True for the rows no other row dominates: another row dominates one when its `peak_gib` is no higher and
+    its `gap` no lower, one of them strictly (lower memory and higher expected gap are both better)."""
+    peaks = frame["peak_gib"].to_numpy(dtype=float)
+    gaps = frame["gap"].to_numpy(dtype=float)
+    on_front = [
+        not any(
+            (peaks[j] <= peaks[i] and gaps[j] >= gaps[i]) and (peaks[j] < peaks[i] or gaps[j] > gaps[i])
+            for j in range(len(frame)) if j != i
+        )
+        for i in range(len(frame))
+    ]
+    return pd.Series(on_front, index=frame.index, name="on_frontier")
+
+
+def pareto_chart(frame: pd.DataFrame, capacity_gib: float, capacity_label: str = "GPU memory") -> alt.LayerChart:
+    """Expected gap against device peak per method, each point labelled, the Pareto frontier drawn as a line and
+    the GPU's capacity as a red vertical rule with its label.
+
+    `frame` has one row per method: `method_id` (registry id, for the colour), `label` (text beside the point),
+    `peak_gib` (device peak per GPU, GiB), `gap` (expected PEFT minus FFT, points; positive = PEFT better) and
+    `fits` (bool: the peak fits `capacity_gib`). `capacity_label` names the capacity (e.g. "H100 80GB")."""
+    fit_text = frame["fits"].map({True: "fits", False: "does not fit"})
+    data = frame.assign(on_frontier=pareto_frontier(frame), fit_text=fit_text)
+    x = alt.X("peak_gib:Q", title="device peak per GPU (GiB)", scale=alt.Scale(zero=True))
+    y = alt.Y("gap:Q", title="expected PEFT minus FFT (points, 0-100 scale)")
+    colour = alt.Color("method_id:N", title="method", scale=method_color_scale(data["method_id"]), legend=None)
+    tooltip = [
+        alt.Tooltip("label:N", title="method"), alt.Tooltip("peak_gib:Q", format=".1f", title="device peak (GiB)"),
+        alt.Tooltip("gap:Q", format="+.2f", title="expected gap (points)"), alt.Tooltip("fit_text:N", title="fit"),
+    ]
+    base = alt.Chart(data)
+    points = base.mark_point(size=90, filled=True).encode(
+        x=x, y=y, color=colour, tooltip=tooltip,
+        shape=alt.Shape("fit_text:N", title="fit", scale=alt.Scale(domain=["fits", "does not fit"],
+                                                                   range=["circle", "cross"])),
+    )
+    labels = base.mark_text(align="left", dx=7, dy=-7, fontSize=11).encode(x=x, y=y, text="label:N", color=colour)
+    front = alt.Chart(data[data["on_frontier"]].sort_values("peak_gib")).mark_line(
+        color="#6b7280", strokeDash=[5, 3], point=False,
+    ).encode(x=x, y=y, order="peak_gib:Q")
+    line = pd.DataFrame({"peak_gib": [capacity_gib], "text": [f"{capacity_label}: {capacity_gib:.1f} GiB"]})
+    rule = alt.Chart(line).mark_rule(color=CAPACITY_COLOR, strokeWidth=2).encode(
+        x="peak_gib:Q", tooltip=[alt.Tooltip("text:N", title="capacity")],
+    )
+    rule_text = alt.Chart(line).mark_text(align="left", dx=4, dy=8, color=CAPACITY_COLOR, fontWeight="bold").encode(
+        x="peak_gib:Q", y=alt.value(0), text="text:N",
+    )
+    return (front + points + labels + rule + rule_text).properties(height=380)
+
 
 GAP_AXIS = alt.Y("gap:Q", title="PEFT minus FFT (points, 0-100 scale)")
 GAP_TOOLTIP = [
