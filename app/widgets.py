@@ -35,7 +35,7 @@ def import_upload(upload: st.runtime.uploaded_file_manager.UploadedFile) -> Impo
         try:
             return warehouse().import_file(path)
         except ImportRejectedError as exc:
-            st.error(f"{upload.name} was rejected: {len(exc.errors)} bad rows, nothing was written; fix them, retry.")
+            st.error(f"{upload.name} was rejected: {exc.count_text}, nothing was written; fix them, retry.")
             st.dataframe(
                 pd.DataFrame(exc.errors, columns=[exc.unit, "reason"]), hide_index=True, key="import_errors"
             )

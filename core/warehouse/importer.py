@@ -48,9 +48,20 @@ class ImportRejectedError(InputError):
         self.unit = unit
         shown = "; ".join(f"{unit} {line}: {reason}" for line, reason in self.errors[:_SHOWN_ERRORS])
         more = f"; and {len(self.errors) - _SHOWN_ERRORS} more" if len(self.errors) > _SHOWN_ERRORS else ""
-        rows = len({line for line, _ in self.errors})
-        count = f"{rows} bad row" + ("s" if rows != 1 else "")
-        super().__init__(f"{name} rejected: {count} — {shown}{more} — nothing was written; fix them and re-import")
+        super().__init__(f"{name} rejected: {self.count_text} — {shown}{more} — nothing was written; fix them and "
+                         "re-import")
+
+    @property
+    def bad_rows(self) -> int:
+        """How many rows of the file are bad (a row with several problems counts once)."""
+        return len({line for line, _ in self.errors})
+
+    @property
+    def count_text(self) -> str:
+        """'1 bad row (2 problems)': rows as the file has them, problems only when they differ."""
+        rows, problems = self.bad_rows, len(self.errors)
+        text = f"{rows} bad row" + ("s" if rows != 1 else "")
+        return text + (f" ({problems} problems)" if problems != rows else "")
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ import_upload(Upload())
 def test_bad_upload_lists_row_errors(app_env: Path) -> None:
     """The page's upload path (AppTest cannot attach a file, so the helper the page calls is driven directly)."""
     script = AppTest.from_string(UPLOAD_SCRIPT, default_timeout=60).run()
-    assert "rejected" in script.error[0].value and "nothing was written" in script.error[0].value
+    assert "rejected: 1 bad row (" in script.error[0].value and "nothing was written" in script.error[0].value
     errors = script.dataframe[0].value
     assert set(errors["line"]) == {3}  # only the bad row, each of its problems listed
     assert errors["reason"].str.contains("not-a-type").any() and errors["reason"].str.contains("abc").any()

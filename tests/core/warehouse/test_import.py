@@ -244,3 +244,23 @@ def test_ragged_csv_rows(wh: Warehouse, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "ragged.csv", _rows(2))
     path.write_text(path.read_text() + "only,three,fields\n")
     _rejects(wh, path, "line 4: has 3 fields, the header has 13")
+
+
+def test_one_row_with_several_problems_counts_as_one_bad_row(wh: Warehouse, tmp_path: Path) -> None:
+    rows = _rows(3)
+    rows[1].update(task_type="not-a-type", value="abc", base_params_b="-1")
+    with pytest.raises(ImportRejectedError) as caught:
+        wh.import_file(write_csv(tmp_path / "three.csv", rows))
+    assert {line for line, _ in caught.value.errors} == {3}
+    assert caught.value.bad_rows == 1
+    assert caught.value.count_text == f"1 bad row ({len(caught.value.errors)} problems)"
+    assert "rejected: 1 bad row (" in str(caught.value)
+
+
+def test_problem_count_is_left_out_when_each_bad_row_has_one(wh: Warehouse, tmp_path: Path) -> None:
+    rows = _rows(4)
+    rows[0]["value"] = "abc"
+    rows[2]["value"] = "def"
+    with pytest.raises(ImportRejectedError) as caught:
+        wh.import_file(write_csv(tmp_path / "two.csv", rows))
+    assert caught.value.bad_rows == 2 and caught.value.count_text == "2 bad rows"
