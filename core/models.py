@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from transformers import PretrainedConfig
 
 Origin = Literal["catalogue", "hub", "path"]
+# The heads a skeleton can be built with (core.skeleton); here so the CLI lists them without importing torch.
+TASKS: tuple[str, ...] = ("causal-lm", "seq-cls", "seq2seq")
 
 # Bytes per element of the dtype names transformers writes into config.json.
 DTYPE_BYTES: dict[str, int] = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}

@@ -19,10 +19,9 @@ import torch
 from torch import nn
 
 from core.errors import InputError
-from core.models import ResolvedModel
+from core.models import TASKS, ResolvedModel
 
 Task = Literal["causal-lm", "seq-cls", "seq2seq"]
-TASKS: tuple[str, ...] = ("causal-lm", "seq-cls", "seq2seq")
 PEFT_TASK_TYPES: dict[str, str] = {"causal-lm": "CAUSAL_LM", "seq-cls": "SEQ_CLS", "seq2seq": "SEQ_2_SEQ_LM"}
 # peft's PeftModelForSequenceClassification trains (modules_to_save) the heads named like this.
 CLASSIFIER_HEAD_NAMES: tuple[str, ...] = ("classifier", "score")

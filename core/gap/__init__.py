@@ -8,16 +8,41 @@
 - `recommend(RecommendRequest)` ranks FFT and PEFT methods for a model, a GPU budget and priorities.
 """
 
-from core.gap.evaluate import LosoReport, leave_one_source_out
-from core.gap.evidence import ClaimRow, EvidenceRow
-from core.gap.features import GapScenario
-from core.gap.forgetting import ForgettingReport, forgetting
-from core.gap.model import Crossover, GapModel, GapPrediction, fit_gap_model, gap_model, predict_gap
-from core.gap.names import MethodMatch, TaskMatch, match_method, match_task
-from core.gap.pairs import literature_pairs, prepare_pairs
-from core.gap.recommend import PRIORITIES, MethodOption, Recommendation, RecommendRequest, recommend
-from core.gap.robustness import ConditionEstimate, RobustnessReport, robustness
-from core.gap.settings import GapSettings
+import importlib
+from typing import Any
+
+# Imported on first use (PEP 562), so a light submodule (settings, names) or `python -m core --help` does not
+# load the predictor, pandas and torch.
+_EXPORTS: dict[str, str] = {
+    "LosoReport": "core.gap.evaluate",
+    "leave_one_source_out": "core.gap.evaluate",
+    "ClaimRow": "core.gap.evidence",
+    "EvidenceRow": "core.gap.evidence",
+    "GapScenario": "core.gap.features",
+    "ForgettingReport": "core.gap.forgetting",
+    "forgetting": "core.gap.forgetting",
+    "Crossover": "core.gap.model",
+    "GapModel": "core.gap.model",
+    "GapPrediction": "core.gap.model",
+    "fit_gap_model": "core.gap.model",
+    "gap_model": "core.gap.model",
+    "predict_gap": "core.gap.model",
+    "MethodMatch": "core.gap.names",
+    "TaskMatch": "core.gap.names",
+    "match_method": "core.gap.names",
+    "match_task": "core.gap.names",
+    "literature_pairs": "core.gap.pairs",
+    "prepare_pairs": "core.gap.pairs",
+    "MethodOption": "core.gap.recommend",
+    "PRIORITIES": "core.gap.settings",
+    "RecommendRequest": "core.gap.recommend",
+    "Recommendation": "core.gap.recommend",
+    "recommend": "core.gap.recommend",
+    "ConditionEstimate": "core.gap.robustness",
+    "RobustnessReport": "core.gap.robustness",
+    "robustness": "core.gap.robustness",
+    "GapSettings": "core.gap.settings",
+}
 
 __all__ = [
     "PRIORITIES",
@@ -49,3 +74,10 @@ __all__ = [
     "recommend",
     "robustness",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The exported name, importing its submodule on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -32,13 +32,13 @@ from core.gap.features import RANKED_METHODS, GapScenario
 from core.gap.model import GapModel, GapPrediction, gap_model
 from core.gap.resources import Budget, Plan, gpus_by_memory, plan_methods, plan_one
 from core.gap.robustness import ConditionEstimate, robustness
+from core.gap.settings import PRIORITIES
 from core.gap.theory import data_note
 from core.memory.gpus import find_gpu
 from core.models import ResolvedModel, resolve_model
 from core.registry import ALL_LINEAR, METHODS, MethodChoice, candidate_ids, get_method, method_ids
 from core.units import GIB, human_bytes
 
-PRIORITIES: tuple[str, ...] = ("accuracy", "cost", "robustness", "storage", "time")
 PRACTICE_DEFAULTS: tuple[str, ...] = ("lora", "qlora")  # what practitioners reach for first (LoRA Without Regret)
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# What a recommendation weighs (core.gap.recommend); here so the CLI lists them without importing the predictor.
+PRIORITIES: tuple[str, ...] = ("accuracy", "cost", "robustness", "storage", "time")
+
 
 @dataclass(frozen=True)
 class GapSettings:
