@@ -1,29 +1,40 @@
 """Start, watch and cancel a calibration process from the app (or any other long-lived caller).
 
-The runner is `python -m core calibrate ... --run-dir FOLDER`, started in its own session (process group),
-so a cancel reaches it and anything it spawned (`accelerate launch` workers). Cancel = write the `cancel`
-marker (the runner stops at its next step), SIGTERM the group (the runner writes status `cancelled` and
-exits), then SIGKILL the group after a grace period. A process that died without a final status is reported
-as failed with the tail of its log.
+The runner is `python -m core calibrate --spec FOLDER/spec.json --run-dir FOLDER --ingest`, started in its own
+session (process group), so a cancel reaches it and anything it spawned (`accelerate launch` workers). Cancel =
+write the `cancel` marker (the runner stops at its next step), SIGTERM the group (the runner stores what it
+finished and writes status `cancelled`), then SIGKILL the group after a grace period. A process that died
+without a final status is reported as failed with the tail of its log.
+
+One live run per runs folder (`runs_dir()`, one per machine unless configured otherwise): runs share the
+machine's CPU or GPU, so a second would distort both measurements. `live.json` in the runs folder names the
+run that holds the machine; it is read and replaced under an exclusive `flock`, so two starts racing (two
+browser sessions, or the app and a shell) cannot both win. The entry lapses by itself once that run's status
+is final or its process is gone. Every session of the app sees the live run, and anyone may cancel it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.calibrate.runfolder import LOG, RunFolder, Status, new_run_id, runs_dir
+from core.calibrate.runfolder import LOG, SPEC, RunFolder, Status, new_run_id, runs_dir
+from core.calibrate.spec import CalibrationSpec
+from core.errors import InputError
 
 LAUNCH = "launch.json"
-GRACE_S = 10.0
+LIVE = "live.json"
+GUARD = ".live.lock"
+GRACE_S = 30.0  # a cancelled runner stores the methods it finished before it exits
 _ROOT = Path(__file__).resolve().parents[2]
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # processes this process started, reaped on poll
 
@@ -41,17 +52,91 @@ class Launched:
         return self.folder.run_id
 
 
-def launch(args: Sequence[str], *, root: Path | None = None, run_id: str | None = None) -> Launched:
-    """Start `python -m core calibrate ARGS --run-dir <root>/<run id>` in a new process group."""
-    folder = RunFolder((root or runs_dir()) / (run_id or new_run_id())).create()
-    command = (sys.executable, "-m", "core", "calibrate", *args, "--run-dir", str(folder.path))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    folder.set_status("starting", "starting the calibration process", pid=0)
-    with folder.file(LOG).open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   cwd=_ROOT, env=env, start_new_session=True)
-    _CHILDREN[process.pid] = process
-    folder.write_json(LAUNCH, {"pid": process.pid, "command": list(command), "started": time.time()})
+@dataclass(frozen=True)
+class LiveRun:
+    """The run that holds the machine: its id, process, start time (epoch seconds) and who started it."""
+
+    run_id: str
+    pid: int
+    started: float
+    owner: str
+
+    @property
+    def started_text(self) -> str:
+        return time.strftime("%H:%M", time.localtime(self.started))
+
+    @property
+    def busy_message(self) -> str:
+        return f"a calibration run is already running (started {self.started_text}); cancel it or wait"
+
+
+class RunBusyError(InputError):
+    """A start was refused because another run holds the machine."""
+
+    def __init__(self, live: LiveRun) -> None:
+        super().__init__(live.busy_message)
+        self.live = live
+
+
+@contextlib.contextmanager
+def _guard(root: Path) -> Iterator[None]:
+    """Exclusive access to `live.json` across processes (released when the holder exits, even by SIGKILL)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / GUARD).open("a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def live_run(root: Path | None = None) -> LiveRun | None:
+    """The run holding the machine, or None when no run is live."""
+    root = root or runs_dir()
+    try:
+        data = json.loads((root / LIVE).read_text(encoding="utf-8"))
+        live = LiveRun(str(data["run_id"]), int(data["pid"]), float(data["started"]), str(data["owner"]))
+    except (FileNotFoundError, KeyError, ValueError, TypeError):
+        return None
+    return None if state(RunFolder(root / live.run_id)).final else live
+
+
+def _record(root: Path, live: LiveRun) -> None:
+    RunFolder(root).write_json(LIVE, {"run_id": live.run_id, "pid": live.pid, "started": live.started,
+                                      "owner": live.owner})
+
+
+def claim(folder: RunFolder, owner: str) -> None:
+    """Take the machine for a run started outside `launch` (a shell's `python -m core calibrate`); a run that
+    `launch` started already holds it. Raises RunBusyError when another run is live."""
+    root = folder.path.parent
+    with _guard(root):
+        live = live_run(root)
+        if live is not None and live.run_id == folder.run_id:
+            return
+        if live is not None:
+            raise RunBusyError(live)
+        folder.create().write_json(LAUNCH, {"pid": os.getpid(), "command": sys.argv, "started": time.time()})
+        _record(root, LiveRun(folder.run_id, os.getpid(), time.time(), owner))
+
+
+def launch(spec: CalibrationSpec, *, root: Path | None = None, owner: str = "the app") -> Launched:
+    """Write `spec` into a new run folder and start the runner on it, unless another run is live (RunBusyError)."""
+    root = root or runs_dir()
+    with _guard(root):
+        live = live_run(root)
+        if live is not None:
+            raise RunBusyError(live)
+        folder = RunFolder(root / new_run_id()).create()
+        spec.write(folder.file(SPEC))
+        command = (sys.executable, "-m", "core", "calibrate", "--spec", str(folder.file(SPEC)), "--run-dir",
+                   str(folder.path), "--ingest")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        folder.set_status("starting", "starting the calibration process", pid=0)
+        with folder.file(LOG).open("wb") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       cwd=_ROOT, env=env, start_new_session=True)
+        _CHILDREN[process.pid] = process
+        started = time.time()
+        folder.write_json(LAUNCH, {"pid": process.pid, "command": list(command), "started": started})
+        _record(root, LiveRun(folder.run_id, process.pid, started, owner))
     return Launched(folder, process.pid, command)
 
 

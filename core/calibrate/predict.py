@@ -1,9 +1,10 @@
 """What TuneWise predicts for the configuration a calibration run measures: the estimator's own answer
 (`core.memory.budget.estimate_training`) for the same model, head, method and `TrainingSetup`.
 
-The estimate's `allocated` peak is what `torch.cuda.max_memory_allocated` measures, `reserved` (allocated under
-the fitted allocator model of `core.memory.overhead`) what `max_memory_reserved` measures, and `device` adds
-the CUDA context. The activations are the bytes the forward leaves for backward, traced on the whole model at
+On CUDA the estimate's `allocated` peak is what `torch.cuda.max_memory_allocated` measures, `reserved` (allocated
+under the fitted allocator model of `core.memory.overhead`) what `max_memory_reserved` measures, and the total
+(`device`) adds the CUDA context. On the CPU there is neither a caching allocator nor a CUDA context: the total
+is the allocated peak alone. The activations are the bytes the forward leaves for backward, traced on the whole model at
 the run's shape, with CUDA's attention kernels on CUDA and the CPU's own on the CPU (as the CPU probe runs).
 """
 
@@ -50,8 +51,12 @@ def predict(spec: CalibrationSpec, choice: MethodChoice, device: str) -> Predict
                                         spec.batch_size, spec.seq_len)
     except NotApplicableError as exc:
         return Prediction(note=str(exc))
-    reserved = OVERHEAD.reserved(memory.allocated)
-    breakdown = {**{k: v for k, v in memory.to_dict().items() if isinstance(v, int)},
-                 "states": memory.weights + memory.gradients + memory.optimizer,
-                 "peak_reserved": reserved, "peak_allocated": memory.allocated}
+    breakdown = {k: v for k, v in memory.to_dict().items() if isinstance(v, int)}
+    breakdown.update(states=memory.weights + memory.gradients + memory.optimizer, peak_allocated=memory.allocated)
+    if device != "cuda":  # no caching allocator and no CUDA context on the CPU: the total is what was allocated
+        for gpu_only in ("overhead", "device"):
+            del breakdown[gpu_only]
+        breakdown["total"] = memory.allocated
+        return Prediction(activations, memory.allocated, breakdown)
+    breakdown["peak_reserved"] = OVERHEAD.reserved(memory.allocated)
     return Prediction(activations, memory.device, breakdown)

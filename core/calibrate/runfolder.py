@@ -11,12 +11,14 @@ The runner is a separate process; the app (the warehouse's single writer) only r
     memory_measurements.parquet MemoryMeasurement records  }
     results.parquet             published-results rows of the learn mode (origin 'calibration')
     COMPLETE                    written last: the folder is finished and may be ingested
+    stored.json                 whether the runner stored the folder in the warehouse, and what it added
     cancel                      written by the app to ask the runner to stop at the next step
     runner.log                  the process's stdout and stderr
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -47,6 +49,7 @@ MEASUREMENTS = "memory_measurements.parquet"
 RESULTS = "results.parquet"
 CANCEL = "cancel"
 LOG = "runner.log"
+STORED = "stored.json"
 
 
 def runs_dir() -> Path:
@@ -55,6 +58,16 @@ def runs_dir() -> Path:
     if configured:
         return Path(configured).expanduser()
     return Path(user_data_dir("tunewise", appauthor=False)) / "runs"
+
+
+def save_upload(name: str, data: bytes, root: Path | None = None) -> Path:
+    """Keep an uploaded data file under `<runs>/uploads/<content hash>/<its name>` (the same bytes, the same
+    path), so a spec can name it before its run folder exists and after the upload widget is gone."""
+    folder = (root or runs_dir()) / "uploads" / hashlib.sha256(data).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (Path(name).name or "data")
+    path.write_bytes(data)
+    return path
 
 
 def new_run_id() -> str:
@@ -169,7 +182,15 @@ class RunFolder:
             return []
 
     def read_spec(self) -> dict[str, Any]:
+        """The spec file as written (`CalibrationSpec.to_json`), unvalidated; empty before it is written."""
+        return self._json(SPEC)
+
+    def stored(self) -> dict[str, Any]:
+        """What `runner.store` recorded (empty until the runner tried)."""
+        return self._json(STORED)
+
+    def _json(self, name: str) -> dict[str, Any]:
         try:
-            return dict(json.loads(self.file(SPEC).read_text(encoding="utf-8")))
+            return dict(json.loads(self.file(name).read_text(encoding="utf-8")))
         except FileNotFoundError:
             return {}

@@ -1,9 +1,12 @@
 """One calibration run from start to finish inside the runner process, always leaving a final status.
 
-Order: spec.json and status `running`; the probe or learn loop (progress.jsonl as it goes); the warehouse's
-files, summary.json and the COMPLETE marker; status `done`. SIGTERM or the cancel marker ends it with status
-`cancelled` (no COMPLETE: a cancelled run is not ingested); bad input with `failed` and the InputError's line;
+Order: spec.json (unless the caller wrote it) and status `running`; the probe or learn loop (progress.jsonl as
+it goes); the warehouse's files, summary.json and the COMPLETE marker; status `done`. SIGTERM or the cancel
+marker ends it with status `cancelled`, keeping the methods that finished (their records are in the progress
+events): those are written and marked COMPLETE like a finished run, so they are stored too; a run cancelled
+before any method finished leaves nothing to store. Bad input ends with `failed` and the InputError's line;
 anything else with `failed` and the exception's first line. Under `accelerate launch` only rank 0 writes.
+`store` lands a COMPLETE folder in the warehouse and records the outcome in `stored.json` for the app.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from core.calibrate.learn import run_learn
 from core.calibrate.multigpu import is_main_process
 from core.calibrate.probe_run import run_probe
 from core.calibrate.records import RunFacts, learn_records, probe_records, result_rows
-from core.calibrate.runfolder import CURVES, MEASUREMENTS, RESULTS, RUNS, SPEC, SUMMARY, RunFolder
+from core.calibrate.runfolder import CURVES, MEASUREMENTS, RESULTS, RUNS, SPEC, STORED, SUMMARY, RunFolder
 from core.calibrate.spec import CalibrationSpec
 from core.calibrate.train import Cancelled, device_name, library_versions
 from core.errors import InputError
@@ -38,6 +41,7 @@ class Outcome:
     state: str
     message: str = ""
     runs: list[dict[str, Any]] = field(default_factory=list)
+    stored: str = ""
 
 
 class _Quiet(RunFolder):
@@ -50,15 +54,18 @@ class _Quiet(RunFolder):
         return None
 
 
-def execute(spec: CalibrationSpec, folder: RunFolder, device: str, argv: Sequence[str] = ()) -> Outcome:
-    """Run `spec` on `device`, writing `folder` (see the module docstring)."""
+def execute(
+    spec: CalibrationSpec, folder: RunFolder, device: str, argv: Sequence[str] = (), *, ingest: bool = False
+) -> Outcome:
+    """Run `spec` on `device`, writing `folder` (see the module docstring); with `ingest`, store what it finished
+    in the warehouse before the status turns final, so whoever sees the final status sees it stored."""
     writer = folder.create() if is_main_process() else _Quiet(folder.path)
     started = time.time()
-    if is_main_process():
-        writer.write_json(SPEC, {**spec.to_dict(), "argv": list(argv), "runtime_device": device})
-    writer.set_status("running", f"{spec.mode}: {len(spec.methods)} methods on {device}")
+    if is_main_process() and not folder.file(SPEC).is_file():
+        spec.write(folder.file(SPEC))
+    writer.set_status("running", f"{spec.mode}: {_plural(len(spec.methods), 'method')} on {device}")
     writer.event("start", mode=spec.mode, device=device, methods=[m.method for m in spec.methods],
-                 total_steps=spec.steps, data_sizes=list(spec.data_sizes))
+                 total_steps=spec.steps, data_sizes=list(spec.data_sizes), argv=list(argv))
     try:
         with _sigterm_cancels():
             if spec.mode == "probe":
@@ -66,10 +73,16 @@ def execute(spec: CalibrationSpec, folder: RunFolder, device: str, argv: Sequenc
             else:
                 runs, curves = run_learn(spec, device, writer, lambda: folder.cancel_requested)
     except Cancelled:
-        done = sum(1 for _ in writer.events() if _.get("event") == "method_done")
-        message = f"cancelled by the user after {done} of {_units(spec)} runs"
+        finished = [{k: v for k, v in e.items() if k not in ("event", "time")} for e in writer.events()
+                    if e.get("event") == "method_done"]
+        message = f"cancelled by the user after {len(finished)} of {_units(spec)} {_unit_name(spec)}"
+        stored = ""
+        if finished and is_main_process():
+            _write_results(spec, writer, device, finished, [])
+            message += "; the finished ones are kept"
+            stored = store(folder) if ingest else ""
         writer.set_status("cancelled", message)
-        return Outcome(EXIT_CANCELLED, "cancelled", message)
+        return Outcome(EXIT_CANCELLED, "cancelled", message, finished, stored)
     except InputError as exc:
         writer.set_status("failed", str(exc))
         raise
@@ -77,17 +90,46 @@ def execute(spec: CalibrationSpec, folder: RunFolder, device: str, argv: Sequenc
         message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         writer.set_status("failed", message)
         return Outcome(EXIT_FAILED, "failed", message)
+    stored = ""
     if is_main_process():
         _write_results(spec, writer, device, runs, curves)
+        stored = store(folder) if ingest else ""
     ok = sum(r["status"] == "ok" for r in runs)
-    message = f"{ok} of {len(runs)} runs ok in {time.time() - started:.0f} s"
+    message = f"1 run: {ok} of {len(runs)} {_unit_name(spec)} ok in {time.time() - started:.0f} s"
     writer.event("done", ok=ok, runs=len(runs))
     writer.set_status("done", message)
-    return Outcome(0, "done", message, runs)
+    return Outcome(0, "done", message, runs, stored)
 
 
 def _units(spec: CalibrationSpec) -> int:
     return len(spec.methods) * max(1, len(spec.data_sizes))
+
+
+def _unit_name(spec: CalibrationSpec) -> str:
+    """What one unit of work is: a method (probe, or learn on all the data) or a (method, data size) training."""
+    return "trainings (method x data size)" if spec.data_sizes else "methods"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def store(folder: RunFolder) -> str:
+    """Ingest a COMPLETE run folder into the warehouse; one line saying what landed, or why it stays in the folder
+    (a busy, read-only or unreadable warehouse: the app picks up folders nobody ingested). The outcome goes to
+    `stored.json` (`stored`, `counts`: the report's words without any path) for the app to show."""
+    from core.warehouse import open_warehouse
+
+    try:
+        with open_warehouse() as wh:
+            report = wh.ingest_run_folder(folder.path)
+            location = wh.location
+    except InputError as exc:
+        folder.write_json(STORED, {"stored": False, "reason": str(exc)})
+        return (f"not stored in the warehouse ({exc}); the run stays in {folder.path}: "
+                f"`python -m core warehouse ingest {folder.path}` stores it later")
+    folder.write_json(STORED, {"stored": True, "counts": report.counts, "skipped": report.skipped})
+    return f"stored in the warehouse {location}: {report}"
 
 
 def _write_results(

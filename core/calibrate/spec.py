@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from core.calibrate.data import Dataset, load_dataset, split, subset
 from core.calibrate.multigpu import SHARDING
 from core.errors import InputError
 from core.memory.setup import ATTENTIONS, OPTIMIZERS, PRECISIONS, TrainingSetup
-from core.models import ResolvedModel
+from core.models import ResolvedModel, resolve_model
 from core.registry import MethodChoice
 from core.skeleton import SkeletonKey, default_task, skeleton
 
@@ -25,6 +27,9 @@ DEFAULT_STEPS: dict[str, int] = {"probe": 3, "learn": 30}
 DEFAULT_METHODS = "fft,lora,ia3,prompt_tuning"
 WEIGHT_FILES: tuple[str, ...] = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                                  "pytorch_model.bin.index.json")
+BUNDLED_MODELS: dict[str, Path] = {"smollm2-mini": Path(__file__).resolve().parents[2] / "data" / "calibrate" /
+                                    "smollm2-mini"}  # fmt: skip
+SPEC_FILE_VERSION = 1
 # LoRA's best learning rate is about 10x full fine-tuning's (Thinking Machines, "LoRA Without Regret", 2025).
 PEFT_LR_FACTOR = 10.0
 
@@ -200,3 +205,82 @@ class CalibrationSpec:
             "data_sizes": list(self.data_sizes), "eval_fraction": self.eval_fraction, "lr": self.lr,
             "init": self.init, "seed": self.seed, "gpus": self.gpus, "sharding": self.sharding,
         }  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything needed to rebuild this spec in another process (the spec file the app hands the runner):
+        the resolved model itself (no second lookup), each method with its knobs, and every setting."""
+        settings = {f.name: getattr(self, f.name) for f in fields(self)
+                    if f.init and f.name not in ("model", "methods")}
+        settings.update(data=str(self.data) if self.data is not None else None, data_sizes=list(self.data_sizes))
+        methods = [{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(m).items() if v is not None}
+                   for m in self.methods]
+        return {"version": SPEC_FILE_VERSION, "model": asdict(self.model), "methods": methods, **settings}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, source: str = "the spec") -> CalibrationSpec:
+        """The inverse of `to_json`, validated again (an edited or stale file fails with one line)."""
+        if data.get("version") != SPEC_FILE_VERSION:
+            raise InputError(f"{source} is version {data.get('version')!r}; this TuneWise reads version "
+                             f"{SPEC_FILE_VERSION}: start the run again")
+        known = {f.name for f in fields(cls) if f.init}
+        unknown = sorted(set(data) - known - {"version"})
+        if unknown:
+            raise InputError(f"{source} has unknown settings {', '.join(unknown)}; remove them")
+        try:
+            model = ResolvedModel(**data["model"])
+            methods = tuple(MethodChoice(**{k: tuple(v) if isinstance(v, list) else v for k, v in m.items()})
+                            for m in data["methods"])
+            settings = {k: v for k, v in data.items() if k in known - {"model", "methods"}}
+            settings.update(data=Path(settings["data"]) if settings.get("data") else None,
+                            data_sizes=tuple(settings.get("data_sizes") or ()))
+            return cls(model=model, methods=methods, **settings)
+        except (KeyError, TypeError) as exc:
+            raise InputError(f"{source} is incomplete or malformed ({exc}); start the run again") from None
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=1), encoding="utf-8")
+
+    @classmethod
+    def read(cls, path: Path) -> CalibrationSpec:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(f"no spec file at {path}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path.name} is not a JSON spec file ({exc})") from None
+        if not isinstance(data, dict):
+            raise InputError(f"{path.name} is not a JSON object of settings")
+        return cls.from_json(data, source=path.name)
+
+
+def parse_sizes(text: str | None) -> tuple[int, ...]:
+    """Data sizes typed as '5,20,100' (examples per class)."""
+    if not text or not text.strip():
+        return ()
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise InputError(f"--data-sizes {text!r}: give whole numbers, e.g. 5,20,100") from None
+
+
+def model_argument(name: str) -> str:
+    """What `resolve_model` reads for a model picked by name: a bundled model's folder, else the name itself."""
+    return str(BUNDLED_MODELS[name]) if name in BUNDLED_MODELS else name
+
+
+def spec_from_form(
+    *, model: str, methods: Sequence[str], mode: str, device: str, steps: int, batch_size: int, seq_len: int,
+    precision: str, data: Path | None = None, data_sizes: str = "", init: str = "",
+) -> CalibrationSpec:
+    """The Calibrate page's widgets as a validated spec (the checks the CLI runs, before anything starts),
+    including whether it can run on this machine."""
+    if not methods:
+        raise InputError("no method chosen: pick at least one in Methods")
+    spec = CalibrationSpec(
+        model=resolve_model(model_argument(model)), methods=tuple(MethodChoice(m) for m in methods), mode=mode,
+        device=device, steps=steps, batch_size=batch_size, seq_len=seq_len, precision=precision,
+        data=data if mode == "learn" else None, data_sizes=parse_sizes(data_sizes) if mode == "learn" else (),
+        init=init if mode == "learn" else "",
+    )  # fmt: skip
+    spec.runtime_device()
+    return spec

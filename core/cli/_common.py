@@ -15,8 +15,8 @@ from core.registry import KNOBS, MethodChoice, choices_for, get_method, method_i
 from core.skeleton import TASKS
 
 
-def add_model_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="Hub repo id, catalogue alias, config.json or model folder")
+def add_model_flags(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    parser.add_argument("--model", required=required, help="Hub repo id, catalogue alias, config.json or model folder")
     parser.add_argument("--task", choices=TASKS, help="head to build (default: from the config's architecture)")
     parser.add_argument("--num-labels", type=int, default=2, help="labels of a sequence-classification head")
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit) for a config download")

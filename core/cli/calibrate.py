@@ -1,8 +1,9 @@
 """`python -m core calibrate --probe|--learn`: a short real fine-tune that measures what TuneWise predicts.
 
-The app starts this as a separate process (core.calibrate.launcher) and reads its run folder; run by hand it
-prints a table, or `{"runs": [...]}` with `--json`, and stores the finished run in the warehouse (`--ingest`,
-the default unless `--run-dir` names a folder its caller ingests, as the app's Calibrate page does). With
+The app starts this as a separate process (core.calibrate.launcher) on a spec file it wrote (`--spec`) and
+reads its run folder; run by hand it prints a table, or `{"runs": [...]}` with `--json`, and stores the finished
+run in the warehouse (`--ingest`, the default unless `--run-dir` names a folder, as a caller that ingests its
+own does). One run at a time per runs folder: a start while another run is live exits 2 saying so. With
 `--gpus N` (N > 1) it writes an accelerate config into the run folder and re-runs itself through
 `accelerate launch` (`--dry-run` prints that command only).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -19,8 +21,8 @@ from pathlib import Path
 
 from core.calibrate.multigpu import SHARDING, launch_command, shell, world_size, write_config
 from core.calibrate.runfolder import RunFolder, new_run_id, runs_dir
-from core.calibrate.runner import execute
-from core.calibrate.spec import DEFAULT_METHODS, DEVICES, INITS, CalibrationSpec
+from core.calibrate.runner import execute, store
+from core.calibrate.spec import DEFAULT_METHODS, DEVICES, INITS, CalibrationSpec, parse_sizes
 from core.calibrate.train import precision
 from core.cli._common import add_model_flags, model_from_args, print_table
 from core.errors import InputError
@@ -37,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--probe", action="store_true", help="memory and speed: random-init weights, no data needed")
     mode.add_argument("--learn", action="store_true", help="learning curves on your data (CSV or JSONL)")
-    add_model_flags(parser)
+    mode.add_argument("--spec", type=Path, help="a spec file (the app writes one per run); replaces the other flags")
+    add_model_flags(parser, required=False)
     parser.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated ids (default {DEFAULT_METHODS})")
     for knob in KNOBS.values():
         parser.add_argument(knob.cli_flag, type=knob.kind, help=knob.help)
@@ -90,22 +93,17 @@ def parse_methods(text: str, args: argparse.Namespace) -> tuple[MethodChoice, ..
     return tuple(MethodChoice(m, **{k: v for k, v in given.items() if k in METHODS[m].defaults}) for m in ids)
 
 
-def _sizes(text: str | None) -> tuple[int, ...]:
-    if not text:
-        return ()
-    try:
-        return tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise InputError(f"--data-sizes {text!r}: give whole numbers, e.g. 5,20,100") from None
-
-
 def spec_from_args(args: argparse.Namespace) -> CalibrationSpec:
+    if args.spec is not None:
+        return CalibrationSpec.read(args.spec)
+    if not args.model:
+        raise InputError("--model is missing: give a Hub id, a catalogue alias or a config.json path")
     return CalibrationSpec(
         model=model_from_args(args), methods=parse_methods(args.methods, args), mode="probe" if args.probe else "learn",
         device=args.device, steps=args.steps, time_budget_s=args.time_budget, batch_size=args.batch_size,
         seq_len=args.seq_len, precision=args.precision, optimizer=args.optimizer,
         gradient_checkpointing=args.gradient_checkpointing, attention=args.attention, task=args.task or "",
-        num_labels=args.num_labels, data=args.data, data_sizes=_sizes(args.data_sizes),
+        num_labels=args.num_labels, data=args.data, data_sizes=parse_sizes(args.data_sizes),
         eval_fraction=args.eval_fraction, lr=args.lr, init=args.init or "", seed=args.seed, gpus=args.gpus,
         sharding=args.sharding,
     )  # fmt: skip
@@ -127,16 +125,20 @@ def validate(argv: Sequence[str]) -> tuple[CalibrationSpec, str]:
 
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from core.calibrate.launcher import claim
+
     spec = spec_from_args(args)
     folder = RunFolder(args.run_dir or runs_dir() / new_run_id())
+    if not args.dry_run:
+        claim(folder, owner=f"a command line (process {os.getpid()})")  # one live run per runs folder
     if spec.gpus > 1 and world_size() == 1:
         return _launch_distributed(spec, folder, argv, dry_run=args.dry_run, ingest=_ingests(args))
     device = spec.runtime_device()
     if args.dry_run:
         print(shell([sys.executable, "-m", "core", "calibrate", *argv]))
         return 0
-    outcome = execute(spec, folder, device, argv)
-    stored = store(folder) if _ingests(args) and folder.complete and world_size() == 1 else ""
+    outcome = execute(spec, folder, device, argv, ingest=_ingests(args) and world_size() == 1)
+    stored = outcome.stored
     if args.json:
         print(json.dumps({"run_id": folder.run_id, "run_dir": str(folder.path), "device": device,
                           "state": outcome.state, "message": outcome.message, "runs": outcome.runs,
@@ -153,23 +155,6 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def _ingests(args: argparse.Namespace) -> bool:
     """`--ingest`/`--no-ingest`, else yes unless the caller named the run folder (the app ingests its own)."""
     return bool(args.ingest) if args.ingest is not None else args.run_dir is None
-
-
-def store(folder: RunFolder) -> str:
-    """Ingest a finished run folder into the warehouse; one line saying what landed, or why it stays in the folder.
-
-    A warehouse that is busy past its wait, read-only or unreadable leaves the run in its folder (the app picks
-    up folders nobody ingested, or `python -m core warehouse ingest FOLDER` does it by hand).
-    """
-    from core.warehouse import open_warehouse
-
-    try:
-        with open_warehouse() as wh:
-            report = wh.ingest_run_folder(folder.path)
-            return f"stored in the warehouse {wh.location}: {report}"
-    except InputError as exc:
-        return (f"not stored in the warehouse ({exc}); the run stays in {folder.path}: "
-                f"`python -m core warehouse ingest {folder.path}` stores it later")
 
 
 def _launch_distributed(

@@ -143,7 +143,11 @@ class MemoryMeasurement:
 
 @dataclass(frozen=True)
 class IngestReport:
-    """What a run folder added; `skipped` when its exact content was ingested before."""
+    """What a run folder added; `skipped` when its exact content was ingested before.
+
+    `calibration_runs` and `memory_measurements` count table rows (one per measured quantity and method);
+    `runs` and `methods` count what a person started: the distinct runs (a row's run_id up to its first ':')
+    and the distinct methods among them."""
 
     folder: str
     calibration_runs: int = 0
@@ -151,20 +155,29 @@ class IngestReport:
     results: int = 0
     skipped: bool = False
     import_id: int | None = field(default=None)
+    runs: int = 0
+    methods: int = 0
 
     def __post_init__(self) -> None:
-        if min(self.calibration_runs, self.memory_measurements, self.results) < 0:
+        if min(self.calibration_runs, self.memory_measurements, self.results, self.runs, self.methods) < 0:
             raise ValueError("counts cannot be negative")
-        if self.skipped and (self.calibration_runs or self.memory_measurements or self.results):
+        if self.skipped and (self.calibration_runs or self.memory_measurements or self.results or self.runs):
             raise ValueError("a skipped folder adds nothing")
 
-    def __str__(self) -> str:
+    @property
+    def counts(self) -> str:
+        """Per run, without the folder: '1 run, 4 methods, 13 measurements, 0 results'."""
         if self.skipped:
-            return f"{self.folder}: already ingested, nothing added"
-        return (
-            f"{self.folder}: {self.calibration_runs} calibration runs, {self.memory_measurements} memory "
-            f"measurements, {self.results} results"
-        )
+            return "already ingested, nothing added"
+        return (f"{_plural(self.runs, 'run')}, {_plural(self.methods, 'method')}, "
+                f"{_plural(self.calibration_runs, 'measurement')}, {_plural(self.results, 'result')}")
+
+    def __str__(self) -> str:
+        return f"{self.folder}: {self.counts}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
 
 
 def insert_calibration_run(cur: duckdb.DuckDBPyConnection, run: CalibrationRun) -> None:
@@ -306,9 +319,12 @@ def write_run_folder(cur: duckdb.DuckDBPyConnection, content: RunFolderContent) 
         insert_memory_measurement(cur, measurement)
     if results is not None:
         write_staged(cur, results.staged, import_id=import_id, origin="calibration")
+    records = (*content.runs, *content.measurements)
     return IngestReport(
         content.folder, len(content.runs), len(content.measurements),
         results.staged.num_rows if results is not None else 0, import_id=import_id,
+        runs=len({r.run_id.split(":", 1)[0] for r in records if r.run_id}),
+        methods=len({r.method_id for r in records}),
     )  # fmt: skip
 
 

@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from core.calibrate.spec import CalibrationSpec
 from core.calibrate.train import ENV_FAIL
 from core.memory.tiny import tiny_model
+from core.models import resolve_model
+from core.registry import MethodChoice
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -43,6 +46,12 @@ def write_tiny_config(folder: Path, family: str = "llama") -> Path:
 @pytest.fixture
 def tiny_config(tmp_path: Path) -> Path:
     return write_tiny_config(tmp_path / "models")
+
+
+def tiny_spec(config: Path, methods: Sequence[str] = ("fft",), **settings: object) -> CalibrationSpec:
+    """A CPU probe spec of the tiny config (settings override the spec's defaults, e.g. time_budget_s=600)."""
+    return CalibrationSpec(model=resolve_model(str(config)), methods=tuple(MethodChoice(m) for m in methods),
+                           device="cpu", **settings)  # type: ignore[arg-type]
 
 
 def classification_csv(path: Path, per_class: int = 8, labels: Sequence[str] = ("pos", "neg")) -> Path:

@@ -78,7 +78,7 @@ def test_ingest_a_run_folder(seeded_copy: Path, tmp_path: Path, capsys: pytest.C
     write_csv(folder / "results.csv", [good_row(source="Calibration"), good_row(source="Calibration", method="FFT")])
     (folder / "COMPLETE").write_text("")
     assert main(["warehouse", "ingest", str(folder)]) == 0
-    assert "0 calibration runs, 0 memory measurements, 2 results" in capsys.readouterr().out
+    assert "0 runs, 0 methods, 0 measurements, 2 results" in capsys.readouterr().out
     assert main(["warehouse", "ingest", str(folder)]) == 0
     assert "already ingested" in capsys.readouterr().out
 

@@ -151,6 +151,5 @@ def test_the_calibrate_cli_stores_a_finished_folder_or_says_why_not(
     assert count(wh, "calibration_runs") == 0
     monkeypatch.setenv("TUNEWISE_READ_ONLY", "0")
     stored = store(folder)
-    assert stored == f"stored in the warehouse {wh.location}: {folder.path}: 1 calibration runs, 1 memory " \
-        "measurements, 2 results"
+    assert stored == f"stored in the warehouse {wh.location}: {folder.path}: 1 run, 1 method, 1 measurement, 2 results"
     assert count(wh, "calibration_runs") == 1
