@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import altair as alt
 import pandas as pd
 
-from core.registry import candidate_ids, method_ids
+from core.registry import METHODS, candidate_ids, method_ids
 
 # Full fine-tuning is the reference every gap is measured against: always the same near-black.
 FFT_COLOR = "#111827"
@@ -102,7 +102,7 @@ def pareto_chart(frame: pd.DataFrame, capacity_gib: float, capacity_label: str =
 GAP_AXIS = alt.Y("gap:Q", title="PEFT minus FFT (points, 0-100 scale)")
 GAP_TOOLTIP = [
     alt.Tooltip("source:N"), alt.Tooltip("model:N"), alt.Tooltip("task:N"), alt.Tooltip("method_raw:N", title="method"),
-    alt.Tooltip("gap:Q", format="+.2f", title="gap (points)"),
+    alt.Tooltip("gap:Q", format="+.2f", title="PEFT minus FFT (points)"),
 ]
 
 
@@ -110,28 +110,56 @@ def _zero_rule() -> alt.Chart:
     return alt.Chart(pd.DataFrame({"gap": [0.0]})).mark_rule(strokeDash=[4, 4], color="gray").encode(y="gap:Q")
 
 
+def _named(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The pairs with `method_name`, the registry's name of each `method_id` (what legends and labels show)."""
+    return pairs.assign(method_name=pairs["method_id"].map(lambda m: METHODS[m].name if m in METHODS else m))
+
+
+def _method_order(data: pd.DataFrame) -> list[str]:
+    """The method names present, in registry order (the legend's and offsets' order)."""
+    order = list(METHOD_COLORS)
+    ids = sorted(data["method_id"].unique(), key=lambda m: order.index(m) if m in METHOD_COLORS else len(order))
+    return [METHODS[m].name if m in METHODS else m for m in ids]
+
+
+def _method_legend(data: pd.DataFrame) -> alt.Color:
+    """Colour by method name, each method in its fixed colour (`METHOD_COLORS`), in registry order."""
+    names = _method_order(data)
+    by_name = dict(zip(data["method_name"], data["method_id"], strict=True))
+    return alt.Color("method_name:N", title="method", sort=names,
+                     scale=alt.Scale(domain=names, range=[method_color(by_name[n]) for n in names]))
+
+
 def gap_by_task_and_method(pairs: pd.DataFrame) -> alt.LayerChart:
-    """Each pair as a dot, grouped by task type and offset by method; the tick is the group median."""
-    points = alt.Chart(pairs).mark_circle(size=45, opacity=0.6).encode(
-        x=alt.X("task_type:N", title="task type", axis=alt.Axis(labelAngle=0)), xOffset="method_id:N", y=GAP_AXIS,
-        color=alt.Color("method_id:N", title="method"), tooltip=GAP_TOOLTIP,
+    """Each pair as a dot, grouped by task type and offset by method, in the method's fixed colour; the black tick
+    is the group median, labelled with its number of pairs (the page puts the same figures in a table beside)."""
+    data = _named(pairs)
+    colour = _method_legend(data)
+    x = alt.X("task_type:N", title="task type", axis=alt.Axis(labelAngle=0))
+    offset = alt.XOffset("method_name:N", sort=_method_order(data))
+    points = alt.Chart(data).mark_circle(size=30, opacity=0.45).encode(
+        x=x, xOffset=offset, y=GAP_AXIS, color=colour, tooltip=GAP_TOOLTIP,
     )
-    medians = alt.Chart(pairs).mark_tick(thickness=3, size=18, color="black").encode(
-        x="task_type:N", xOffset="method_id:N", y="median(gap):Q",
-        tooltip=[alt.Tooltip("task_type:N"), alt.Tooltip("method_id:N"),
-                 alt.Tooltip("median(gap):Q", format="+.2f", title="median gap (points)"),
+    medians = alt.Chart(data).mark_tick(thickness=3, size=14, color="black").encode(
+        x=x, xOffset=offset, y="median(gap):Q",
+        tooltip=[alt.Tooltip("task_type:N", title="task type"), alt.Tooltip("method_name:N", title="method"),
+                 alt.Tooltip("median(gap):Q", format="+.2f", title="median PEFT minus FFT (points)"),
                  alt.Tooltip("count():Q", title="pairs")],
     )
-    return (points + medians + _zero_rule()).properties(height=360)
+    counts = alt.Chart(data).mark_text(dy=-10, fontSize=10, color="black").encode(
+        x=x, xOffset=offset, y="median(gap):Q", text=alt.Text("count():Q", format="d"),
+    )
+    return (points + medians + counts + _zero_rule()).properties(height=360)
 
 
 def gap_against(pairs: pd.DataFrame, field: str, title: str, *, log_base: int = 10) -> alt.LayerChart:
-    """Gap against a numeric setup field (trainable share, data size, rank) on a log axis."""
-    data = pairs.dropna(subset=[field])
+    """Gap against a numeric setup field (trainable share, data size, rank) on a log axis, each pair in its
+    method's fixed colour and shaped by task type (`title` names the field and its unit)."""
+    data = _named(pairs.dropna(subset=[field]))
     data = data[data[field] > 0]
-    points = alt.Chart(data).mark_circle(size=50, opacity=0.65).encode(
-        x=alt.X(f"{field}:Q", title=title, scale=alt.Scale(type="log", base=log_base)),
-        y=GAP_AXIS, color=alt.Color("task_type:N", title="task type"),
+    points = alt.Chart(data).mark_point(size=55, opacity=0.7, filled=True).encode(
+        x=alt.X(f"{field}:Q", title=f"{title} (log scale)", scale=alt.Scale(type="log", base=log_base)),
+        y=GAP_AXIS, color=_method_legend(data), shape=alt.Shape("task_type:N", title="task type"),
         tooltip=[*GAP_TOOLTIP, alt.Tooltip(f"{field}:Q", title=title)],
     )
     return (points + _zero_rule()).properties(height=320)

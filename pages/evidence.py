@@ -18,7 +18,8 @@ from app.resources import (
 )
 from app.state import mirror, seed_list, share_link
 from app.widgets import download_buttons, import_upload
-from core.claims import compare_claims
+from core.claims import claims_display, compare_claims
+from core.gap.evidence import charted, gap_summary, pairs_explained, without_server_paths
 from core.gap.model import gap_model
 from core.registry import METHODS
 from core.warehouse import Filters
@@ -31,7 +32,7 @@ def calibration_chart(held: pd.DataFrame) -> alt.Chart:
     """Predicted interval against what happened, per held-out paper."""
     base = alt.Chart(held.assign(paper=held["source"].str.slice(0, 40))).encode(y=alt.Y("paper:N", title=None))
     intervals = base.mark_rule(color="#9ca3af", opacity=0.3, strokeWidth=6).encode(
-        x=alt.X("low:Q", title="gap to FFT (points): predicted 80% interval and the reported gap"), x2="high:Q")
+        x=alt.X("low:Q", title="PEFT minus FFT (points): predicted 80% interval and the reported gap"), x2="high:Q")
     dots = base.mark_tick(thickness=2).encode(
         x="y:Q", color=alt.Color("covered:N", title="reported gap", scale=alt.Scale(range=["#2563eb", "#dc2626"])),
         tooltip=["source:N", alt.Tooltip("y:Q", format="+.2f"), alt.Tooltip("low:Q", format="+.2f"),
@@ -43,22 +44,23 @@ version = data_version()
 task_options = cached_task_types(version)
 all_pairs = cached_pairs(Filters(), version)
 model = gap_model(warehouse())
+all_results = cached_results(Filters(), version)
 st.caption(
-    f"{len(cached_results(Filters(), version))} results and {len(all_pairs)} matched FFT-vs-PEFT pairs from "
-    f"{all_pairs['source'].nunique()} sources. Gap = PEFT metric minus FFT metric on the same source, model, task "
-    "and data size, in points of a 0-100 metric (positive: PEFT did better). The expected gap learns from "
-    f"{len(model.pairs)} target-task pairs, each counted once: a paper's average next to its parts and repeated "
-    "rows are left out, and methods outside the registry (SVFT, ...) count for their family."
+    f"All stored evidence, from {all_results['source'].nunique()} sources: "
+    + pairs_explained(len(all_results), all_pairs, len(model.pairs))
+    + " Gap = PEFT minus FFT: the PEFT metric minus the FFT metric, in points of a 0-100 metric (positive: PEFT "
+    "did better)."
 )
 
-method_options = sorted(set(all_pairs["method_id"]) | {"fft"}, key=list(METHODS).index)
+method_options = sorted(set(all_pairs["method_id"]) - {"fft"}, key=list(METHODS).index)
 seed_list("task", task_options, task_options)
-seed_list("method", [m for m in method_options if m != "fft"], method_options)
+seed_list("method", [], method_options)
 seed_list("dist", ("in-domain", "ood"), DISTRIBUTION_NAMES)
 with st.container(border=True):
     left, middle, right = st.columns(3)
     task_types = left.multiselect("Task types", task_options, key="task")
-    methods = middle.multiselect("Methods", method_options, key="method", format_func=lambda m: METHODS[m].name)
+    methods = middle.multiselect("Methods", method_options, key="method", format_func=lambda m: METHODS[m].name,
+                                 placeholder="all methods", help="Exactly the methods chosen: LoRA is not QLoRA.")
     distributions = right.multiselect("Test distribution", DISTRIBUTION_NAMES, key="dist")
     left, right = st.columns([2, 1])
     size_range = left.select_slider(
@@ -69,11 +71,13 @@ with st.container(border=True):
 mirror(("task", "method", "dist"))
 
 filters = Filters(
-    task_types=task_types, methods=methods, distributions=distributions, sources=sources or None,
+    task_types=task_types, methods=methods or None, distributions=distributions, sources=sources or None,
     min_params_b=size_range[0], max_params_b=size_range[1],
 )
 pairs = cached_pairs(filters, version)
-target = pairs[pairs["metric_kind"] == "target"]
+shown_results = cached_results(filters, version)
+target = charted(pairs)
+st.caption("These filters: " + pairs_explained(len(shown_results), pairs))
 
 charts, accuracy_tab, claims_tab, pairs_tab, results_tab, calibration_tab, upload_tab = st.tabs(
     ["Gap charts", "Predictor accuracy", "Claims vs evidence", "Pairs", "Results", "Calibration runs",
@@ -84,14 +88,26 @@ with charts:
         st.info("No matched pairs for these filters: widen the task types, methods or model sizes.")
     else:
         st.subheader(f"Gap by task type and method ({len(target)} pairs)")
-        st.altair_chart(gap_by_task_and_method(target), key="chart_task_method")
+        chart, table = st.columns([3, 2])
+        chart.altair_chart(gap_by_task_and_method(target), key="chart_task_method")
+        table.dataframe(
+            gap_summary(target).assign(method_id=lambda f: f["method_id"].map(lambda m: METHODS[m].name)),
+            hide_index=True, key="summary_task_method", height=360, column_config={
+                "task_type": "task type", "method_id": "method",
+                "median": st.column_config.NumberColumn("median gap (points)", format="%+.2f"),
+                "q25": st.column_config.NumberColumn("25% (points)", format="%+.2f"),
+                "q75": st.column_config.NumberColumn("75% (points)", format="%+.2f"),
+            })
+        st.caption("Dots: one pair each, in the method's colour (the same on every page). Tick: the median, with "
+                   "its number of pairs above; the table beside gives the same figures.")
         left, right = st.columns(2)
         with left:
             st.subheader("Gap against trainable share")
-            st.altair_chart(gap_against(target, "trainable_pct", "trainable share (%)"), key="chart_share")
+            st.altair_chart(gap_against(target, "trainable_pct", "trainable share (% of parameters)"),
+                            key="chart_share")
             st.subheader("Gap against rank")
             st.caption("The seed paper (S19) claims raising LoRA's rank barely moves performance: diminishing returns.")
-            st.altair_chart(gap_against(target, "rank", "LoRA/DoRA rank r", log_base=2), key="chart_rank")
+            st.altair_chart(gap_against(target, "rank", "adapter rank r"), key="chart_rank")
         with right:
             st.subheader("Gap against training-set size")
             st.caption(
@@ -105,34 +121,42 @@ with accuracy_tab:
         covered=lambda f: ((f["low"] <= f["y"]) & (f["y"] <= f["high"])).map({True: "inside", False: "outside"})
     )
     st.altair_chart(calibration_chart(held), key="chart_calibration")
-    st.caption("Each paper predicted from the others: the predicted 80% interval (grey) and what the paper "
-               "reported (dot), one row of dots per paper. `python benchmarks/bench_gap.py` repeats this with the "
-               "settings chosen inside each fold.")
+    st.caption("Each paper predicted from the others: the predicted 80% interval (grey bar) and what the paper "
+               "reported (tick: blue inside the interval, red outside), one row per paper.")
     st.dataframe(model.heldout(), hide_index=True, key="heldout_table",
                  column_config={"coverage": st.column_config.NumberColumn("80% coverage", format="percent")})
 with claims_tab:
-    st.caption("The seed paper's headline claims as claims, next to the matched evidence. ⚑ marks a claim the "
-               "evidence does not support or cannot check.")
+    st.caption("The seed paper's claims beside the published pairs about the same method, task type, test "
+               "distribution and model (or models of its family and size). Every gap is PEFT minus FFT in points: "
+               "positive means PEFT did better. ⚑ marks a claim the evidence does not support or cannot check.")
     compared = compare_claims(cached_claims(version), all_pairs)
-    compared.insert(0, "⚑", compared.pop("flagged").map({True: "⚑", False: ""}))
-    st.dataframe(compared, hide_index=True, key="claims_table", column_config={
-        "claimed_gap": st.column_config.NumberColumn("claimed gap (points)", format="%+.2f"),
-        "evidence_median_gap": st.column_config.NumberColumn("evidence median (points)", format="%+.2f"),
+    st.dataframe(claims_display(compared), hide_index=True, key="claims_table", column_config={
+        "⚑": st.column_config.TextColumn("⚑", width=30),
+        "verdict": st.column_config.TextColumn("verdict", width="medium"),
+        "claim": st.column_config.TextColumn("claim", width="large"),
+        "claimed gap (points)": st.column_config.TextColumn("claimed gap (points)", width="small"),
+        "evidence median gap (points)": st.column_config.TextColumn("evidence median gap (points)"),
+        "pairs": st.column_config.NumberColumn("pairs", width="small"),
     })
 with pairs_tab:
-    st.dataframe(pairs, hide_index=True, key="pairs_table")
+    st.caption(f"{len(pairs):,} pairs for these filters, {len(target):,} of them in the charts; gap = PEFT minus "
+               "FFT (points, positive: PEFT better).")
+    st.dataframe(pairs, hide_index=True, key="pairs_table",
+                 column_config={"gap": st.column_config.NumberColumn("gap: PEFT minus FFT (points)", format="%+.2f")})
     download_buttons(pairs, "tunewise-pairs", "pairs")
 with results_tab:
-    shown = cached_results(filters, version)
-    st.dataframe(shown, hide_index=True, key="results_table")
-    download_buttons(shown, "tunewise-results", "results")
+    st.caption(f"{len(shown_results):,} results for these filters, one reported score each.")
+    st.dataframe(shown_results, hide_index=True, key="results_table")
+    download_buttons(shown_results, "tunewise-results", "results")
 with calibration_tab:
     runs, measurements = cached_calibration_tables(version)
     if runs.empty:
         st.info("No calibration runs yet." + ("" if warehouse().read_only else
                 " Start one on the Calibrate page (a CPU probe takes about a minute)."))
     else:
-        st.caption(f"{len(runs)} calibration runs and {len(measurements)} memory measurements, newest first.")
+        runs, measurements = without_server_paths(runs), without_server_paths(measurements)
+        st.caption(f"{len(runs)} calibration measurements (one per method and measured quantity) and "
+                   f"{len(measurements)} memory measurements, newest first.")
         st.dataframe(measurements, hide_index=True, key="measurements_table")
         download_buttons(measurements, "tunewise-memory-measurements", "measurements")
         st.dataframe(runs, hide_index=True, key="runs_table")

@@ -11,6 +11,7 @@ an answer shows (which rows are shown is `GapModel.evidence`: the method's own p
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -180,3 +181,52 @@ def relevant_claims(scenario: GapScenario, claims: list[ClaimRow]) -> list[Claim
         for c in claims
         if c.task_type in (scenario.task_type, "mixed") and c.distribution in (scenario.distribution, "mixed")
     ]
+
+
+def charted(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The pairs the gap charts show: the task trained for (not forgetting), with a gap on the 0-100 scale."""
+    return pairs[(pairs["metric_kind"] == "target") & pairs["gap"].notna()]
+
+
+def pairs_explained(n_results: int, pairs: pd.DataFrame, n_learned: int | None = None) -> str:
+    """One line saying what a result and a pair are and how many of each the view holds, so the counts on the
+    page (the charts count `charted` pairs, the pairs table all of them) read as parts of one whole."""
+    shown = len(charted(pairs))
+    target = int((pairs["metric_kind"] == "target").sum())
+    parts = [f"{shown:,} on the task trained for (the charts)"]
+    if target > shown:
+        parts.append(f"{target - shown:,} on that task without a 0-100 score (loss, perplexity)")
+    parts.append(f"{len(pairs) - target:,} on other tasks (forgetting)")
+    line = (
+        f"{n_results:,} results (one reported score each: a method on a model and task) give {len(pairs):,} "
+        "matched pairs (a PEFT result beside the FFT result of the same source, model, task and data size): "
+        + ", ".join(parts) + "."
+    )
+    if n_learned is not None:
+        line += (f" The expected gap learns from {n_learned:,} task-trained pairs: repeated rows and a paper's "
+                 "averages beside their parts count once, and methods outside the registry (SVFT, ...) count "
+                 "for their family.")
+    return line
+
+
+def gap_summary(pairs: pd.DataFrame, by: tuple[str, ...] = ("task_type", "method_id")) -> pd.DataFrame:
+    """Per group: pairs, median gap and its 25-75% range (PEFT minus FFT, points), largest group first; the table
+    beside a chart, so no reader has to count overlapping dots."""
+    grouped = pairs.groupby(list(by), observed=True)["gap"]
+    table = grouped.agg(pairs="count", median="median", q25=lambda g: g.quantile(0.25),
+                        q75=lambda g: g.quantile(0.75)).reset_index()
+    return table.sort_values(["pairs", *by], ascending=[False, *([True] * len(by))], ignore_index=True)
+
+
+# An absolute POSIX or Windows path (at least two parts), not part of a URL: shown by its last part only.
+_SERVER_PATH = re.compile(r"(?<![\w:/.])(?:[A-Za-z]:\\|/)(?:[^\s/\\\"',;]+[/\\])+([^\s/\\\"',;]+)")
+
+
+def without_server_paths(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every absolute path in its text columns cut to the file or folder name: a page never shows
+    where the server keeps things (`/root/.local/...`)."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(lambda v: _SERVER_PATH.sub(r"\1", v) if isinstance(v, str) else v)
+    return out

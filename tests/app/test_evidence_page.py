@@ -20,11 +20,40 @@ def _pairs_heading(at: AppTest) -> str:
 def test_default_render(at: AppTest) -> None:
     at.run()
     assert not at.exception
-    assert "1327 results and 820 matched" in at.caption[0].value
-    assert "each counted once" in at.caption[0].value
+    overall = at.caption[0].value
+    assert "1,327 results (one reported score each" in overall and "give 820 matched pairs" in overall
+    assert "671 on the task trained for (the charts)" in overall and "149 on other tasks" in overall
+    assert "count once" in overall and "Gap = PEFT minus FFT" in overall
+    assert "These filters: 1,327 results" in at.caption[1].value
     assert len(at.get("vega_lite_chart")) == 5
+    assert "(671 pairs)" in _pairs_heading(at)
+    summary = at.tabs[0].dataframe[0].value
+    assert summary["pairs"].sum() == 671  # the table beside the chart counts what the chart shows
+    # claims: the verdict first, every gap PEFT minus FFT
     claims = at.tabs[2].dataframe[0].value
-    assert len(claims) == 19 and set(claims["⚑"]) <= {"⚑", ""}
+    assert len(claims) == 19 and list(claims.columns[:3]) == ["⚑", "verdict", "claim"]
+    assert set(claims["⚑"]) <= {"⚑", ""}
+    assert not claims["claim"].str.contains("FFT minus").any()
+    s1 = claims[claims["claim"].str.startswith("S1 ")].iloc[0]
+    assert s1["claim"].startswith("S1 LoRA minus FFT") and s1["claimed gap (points)"] == "-2.81"
+    assert not claims.astype(str).isin(["None", "nan"]).any().any()
+    assert "PEFT minus FFT" in at.tabs[2].caption[0].value
+
+
+def test_method_filter_is_exact_and_an_empty_result_says_so(at: AppTest) -> None:
+    at.run()
+    assert {"LoRA", "QLoRA (4-bit NF4 base + LoRA)"} <= set(at.tabs[0].dataframe[0].value["method_id"])
+    at.multiselect(key="method").set_value(["lora"]).run()
+    assert not at.exception
+    assert set(at.tabs[3].dataframe[0].value["method_id"]) == {"lora"}
+    assert set(at.tabs[0].dataframe[0].value["method_id"]) == {"LoRA"}
+    assert at.query_params["method"] in ("lora", ["lora"])
+    # a filter with no pairs says how to widen it
+    at.multiselect(key="task").set_value(["code"]).run()
+    at.multiselect(key="method").set_value(["vera"]).run()
+    assert not at.exception
+    assert "No matched pairs for these filters" in at.tabs[0].info[0].value
+    assert "give 0 matched pairs" in at.caption[1].value
 
 
 def test_the_predictor_accuracy_tab_shows_each_paper_held_out(at: AppTest) -> None:
@@ -42,6 +71,7 @@ def test_filter_changes_the_charts(at: AppTest) -> None:
     at.multiselect(key="task").set_value(["code"]).run()
     after = _pairs_heading(at)
     assert before != after and "(39 pairs)" in after
+    assert at.tabs[0].dataframe[0].value["pairs"].sum() == 39
     assert at.query_params["task"] in ("code", ["code"])
 
 
@@ -79,3 +109,13 @@ def test_bad_upload_lists_row_errors(app_env: Path) -> None:
     errors = script.dataframe[0].value
     assert set(errors["line"]) == {3}  # only the bad row, each of its problems listed
     assert errors["reason"].str.contains("not-a-type").any() and errors["reason"].str.contains("abc").any()
+
+
+GOOD_UPLOAD_SCRIPT = UPLOAD_SCRIPT.replace("(header + good + bad)", "(header + good)")
+
+
+def test_good_upload_adds_its_row_to_the_page(app_env: Path) -> None:
+    script = AppTest.from_string(GOOD_UPLOAD_SCRIPT, default_timeout=60).run()
+    assert not script.error and not script.exception
+    page = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert "1,328 results (one reported score each" in page.caption[0].value
