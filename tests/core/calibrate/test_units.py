@@ -68,3 +68,40 @@ def test_status_is_replaced_atomically_and_partial_lines_wait(tmp_path: Path) ->
 def test_runs_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TUNEWISE_RUNS_DIR", str(tmp_path / "elsewhere"))
     assert runs_dir() == tmp_path / "elsewhere"
+
+
+def test_a_spec_file_round_trips(tmp_path: Path) -> None:
+    from core.calibrate.spec import CalibrationSpec, spec_from_form
+
+    data = classification_csv(tmp_path / "d.csv", per_class=10)
+    spec = spec_from_form(model="smollm2-mini", methods=["fft", "lora", "ia3"], mode="learn", device="cpu", steps=2,
+                          batch_size=2, seq_len=32, precision="fp32", data=data, data_sizes="2, 4", init="random")
+    spec.write(tmp_path / "spec.json")
+    again = CalibrationSpec.read(tmp_path / "spec.json")
+    assert again == spec and again.methods == spec.methods and again.data_sizes == (2, 4)
+    assert again.dataset is not None and again.dataset.labels == spec.dataset.labels  # type: ignore[union-attr]
+    (tmp_path / "bad.json").write_text('{"version": 1, "colour": "red"}')
+    with pytest.raises(InputError, match="bad.json has unknown settings colour; remove them"):
+        CalibrationSpec.read(tmp_path / "bad.json")
+
+
+def test_messages_in_the_pages_words() -> None:
+    from core.calibrate.report import plain
+
+    assert plain("--steps 0: the budget must be at least 1 step") == (
+        "Steps per method 0: the budget must be at least 1 step")
+    assert plain("--learn needs --data FILE: CSV or JSONL") == "Learn mode needs a data file: CSV or JSONL"
+    assert plain("no such file: /root/.local/share/tunewise/runs/x/reviews.csv") == "no such file: reviews.csv"
+
+
+def test_progress_counts_per_run() -> None:
+    from core.calibrate.report import progress
+
+    events = [{"event": "start", "methods": ["fft", "lora", "ia3", "prompt_tuning"], "data_sizes": []},
+              {"event": "method_done", "method": "fft"},
+              {"event": "step", "method": "lora", "step": 1, "total_steps": 2, "loss": 3.5}]
+    where = progress(events)
+    assert where.text == "1 of 4 methods done; LoRA step 1, training loss 3.500"
+    assert where.share == pytest.approx(1.5 / 4)
+    sized = progress([{**events[0], "methods": ["fft", "lora"], "data_sizes": [5, 20]}])
+    assert sized.text == "0 of 4 trainings (method x data size) done" and sized.share == 0

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.calibrate.runfolder import RunFolder
-from core.cli.calibrate import store
+from core.calibrate.runner import store
 from core.errors import InputError
 from core.warehouse import CalibrationRun, MemoryMeasurement, Warehouse, calibration_runs, memory_measurements
 
