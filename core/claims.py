@@ -170,3 +170,11 @@ def claims_display(compared: pd.DataFrame) -> pd.DataFrame:
         "evidence used": compared["evidence_scope"],
         "notes": compared["notes"],
     })
+
+
+def verdict_summary(compared: pd.DataFrame) -> str:
+    """One line counting the verdicts, flagged ones first: what a reader sees before the table."""
+    counts = compared["verdict"].value_counts()
+    order = (*FLAGGED, "agrees", "no gap stated: read the evidence")
+    parts = [f"{v} {int(counts[v])}" for v in order if v in counts]
+    return f"{len(compared)} claims: " + "; ".join(parts) + "."

@@ -18,7 +18,7 @@ from app.resources import (
 )
 from app.state import mirror, seed_list, share_link
 from app.widgets import download_buttons, import_upload
-from core.claims import claims_display, compare_claims
+from core.claims import claims_display, compare_claims, verdict_summary
 from core.gap.evidence import charted, gap_summary, pairs_explained, without_server_paths
 from core.gap.model import gap_model
 from core.registry import METHODS
@@ -130,13 +130,14 @@ with claims_tab:
                "distribution and model (or models of its family and size). Every gap is PEFT minus FFT in points: "
                "positive means PEFT did better. ⚑ marks a claim the evidence does not support or cannot check.")
     compared = compare_claims(cached_claims(version), all_pairs)
+    st.markdown(f"**Verdicts:** {verdict_summary(compared)}")
     st.dataframe(claims_display(compared), hide_index=True, key="claims_table", column_config={
         "⚑": st.column_config.TextColumn("⚑", width=30),
         "verdict": st.column_config.TextColumn("verdict", width="medium"),
-        "claim": st.column_config.TextColumn("claim", width="large"),
-        "claimed gap (points)": st.column_config.TextColumn("claimed gap (points)", width="small"),
-        "evidence median gap (points)": st.column_config.TextColumn("evidence median gap (points)"),
-        "pairs": st.column_config.NumberColumn("pairs", width="small"),
+        "claim": st.column_config.TextColumn("claim", width=340),
+        "claimed gap (points)": st.column_config.TextColumn("claimed gap (points)", width=140),
+        "evidence median gap (points)": st.column_config.TextColumn("evidence median gap (points)", width=250),
+        "pairs": st.column_config.NumberColumn("pairs", width=60),
     })
 with pairs_tab:
     st.caption(f"{len(pairs):,} pairs for these filters, {len(target):,} of them in the charts; gap = PEFT minus "

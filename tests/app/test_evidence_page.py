@@ -38,6 +38,7 @@ def test_default_render(at: AppTest) -> None:
     assert s1["claim"].startswith("S1 LoRA minus FFT") and s1["claimed gap (points)"] == "-2.81"
     assert not claims.astype(str).isin(["None", "nan"]).any().any()
     assert "PEFT minus FFT" in at.tabs[2].caption[0].value
+    assert at.tabs[2].markdown[0].value.startswith("**Verdicts:** 19 claims: ")
 
 
 def test_method_filter_is_exact_and_an_empty_result_says_so(at: AppTest) -> None:

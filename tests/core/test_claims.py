@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.claims import claims_display, compare_claims
+from core.claims import claims_display, compare_claims, verdict_summary
 from core.warehouse import claims, open_warehouse, pairs
 
 
@@ -110,3 +110,8 @@ def test_shipped_claims_are_written_peft_minus_fft_with_their_value_sign_flipped
     assert by_id.loc["S10", "evidence_median_gap"] != by_id.loc["S11", "evidence_median_gap"]
     assert by_id.loc["S4", "evidence_pairs"] != by_id.loc["S5", "evidence_pairs"]
     assert not math.isnan(by_id.loc["S3", "evidence_median_gap"])
+
+
+def test_verdict_summary_counts_flagged_verdicts_first() -> None:
+    compared = pd.DataFrame({"verdict": ["agrees", "agrees", "disagrees", "no comparable evidence"]})
+    assert verdict_summary(compared) == "4 claims: disagrees 1; no comparable evidence 1; agrees 2."
