@@ -43,7 +43,8 @@ def _choices(allowed: Sequence[Any]) -> str:
     return shown + (f", ... ({len(allowed)} in all)" if len(allowed) > SHOWN_CHOICES else "")
 
 
-def _link_warning(key: str, raw: str, problem: str, used: Any) -> None:
+def link_warning(key: str, raw: str, problem: str, used: Any) -> None:
+    """The one line a link value that cannot be used gets: which value, what is wrong, what was used instead."""
     st.warning(f"Link value {key}={raw} {problem}: using {used}", icon=":material/link_off:")
 
 
@@ -68,12 +69,12 @@ def seed(
         try:
             candidate = cast(raw)
         except (TypeError, ValueError):
-            _link_warning(key, raw, f"is not {_kind(cast)}", default)
+            link_warning(key, raw, f"is not {_kind(cast)}", default)
         else:
             if allowed is not None and candidate not in allowed:
-                _link_warning(key, raw, f"is not one of {_choices(allowed)}", default)
+                link_warning(key, raw, f"is not one of {_choices(allowed)}", default)
             elif (low is not None and candidate < low) or (high is not None and candidate > high):  # type: ignore[operator]
-                _link_warning(key, raw, f"is out of range ({_bound(low)}-{_bound(high)})", default)
+                link_warning(key, raw, f"is out of range ({_bound(low)}-{_bound(high)})", default)
             else:
                 value = candidate
     st.session_state[key] = value
@@ -95,7 +96,7 @@ def seed_list(key: str, default: Sequence[str], allowed: Sequence[str]) -> None:
     unknown = [i for i in items if i not in allowed]
     if unknown:
         used = ", ".join(known) if known else ", ".join(default)
-        _link_warning(key, raw or "", f"has unknown {', '.join(unknown)} (not one of {_choices(allowed)})", used)
+        link_warning(key, raw or "", f"has unknown {', '.join(unknown)} (not one of {_choices(allowed)})", used)
     st.session_state[key] = known or list(default)
 
 

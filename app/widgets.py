@@ -1,9 +1,11 @@
-"""Small UI pieces shared by pages: downloads, uploads into the warehouse, error display."""
+"""Small UI pieces shared by pages: downloads, uploads into the warehouse, error display in plain words."""
 
 from __future__ import annotations
 
 import io
+import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +14,18 @@ import streamlit as st
 from app.resources import warehouse
 from core.errors import InputError
 from core.warehouse import ImportRejectedError, ImportReport
+
+_FLAG = re.compile(r"--([a-z][a-z0-9-]*)")
+
+
+def plain_words(text: str, labels: Mapping[str, str]) -> str:
+    """An engine message with its command-line flags named as the page names them: `--seq-len 9000` becomes
+    `"Sequence length (tokens)" 9000`; flags the page does not show read as words ("init rank")."""
+    def name(match: re.Match[str]) -> str:
+        flag = match.group(0)
+        return f'"{labels[flag]}"' if flag in labels else match.group(1).replace("-", " ")
+
+    return _FLAG.sub(name, text)
 
 
 def download_buttons(frame: pd.DataFrame, name: str, key: str) -> None:

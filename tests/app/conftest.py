@@ -14,14 +14,16 @@ from app.resources import warehouse
 
 @pytest.fixture
 def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeded_file: Path) -> Iterator[Path]:
-    """A private copy of the seeded warehouse at TUNEWISE_WAREHOUSE; caches cleared before and after."""
+    """A private copy of the seeded warehouse at TUNEWISE_WAREHOUSE, a private upload folder; caches cleared before
+    and after."""
     location = tmp_path / "warehouse.duckdb"
     shutil.copy(seeded_file, location)
     monkeypatch.setenv("TUNEWISE_WAREHOUSE", str(location))
     monkeypatch.setenv("TUNEWISE_RUNS_DIR", str(tmp_path / "runs"))
-    warehouse.clear()
+    monkeypatch.setenv("TUNEWISE_UPLOADS_DIR", str(tmp_path / "uploads"))
+    st.cache_resource.clear()
     st.cache_data.clear()
     yield location
     warehouse().close()
-    warehouse.clear()
+    st.cache_resource.clear()
     st.cache_data.clear()

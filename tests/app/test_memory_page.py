@@ -1,12 +1,20 @@
-"""Memory page: renders, QLoRA lowers the bar, ZeRO-3 across GPUs makes FFT fit, links restore the view."""
+"""Memory page: renders with its assumptions visible, QLoRA lowers the bar, ZeRO-3 across GPUs makes FFT fit,
+methods compare at equal settings (registry defaults) and say where they differ, no time or cost for what does not
+fit, and every input (an uploaded config included) survives a link into a new session exactly."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core import catalogue
+from core.registry import METHODS
+from core.uploads import store_config
+
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "memory.py")
+SMALL = "HuggingFaceTB/SmolLM2-135M"
 
 
 @pytest.fixture
@@ -16,8 +24,18 @@ def at(app_env: Path) -> AppTest:
     return test
 
 
+def _small(**params: str) -> AppTest:
+    test = AppTest.from_file(PAGE, default_timeout=240)
+    test.query_params.update({"model": SMALL, "method": "lora,qlora"} | params)
+    return test
+
+
 def _table(at: AppTest) -> pd.DataFrame:
     return at.dataframe[0].value.set_index("method")
+
+
+def _params(at: AppTest) -> dict[str, str]:
+    return {k: v[0] if isinstance(v, list) else v for k, v in at.query_params.items()}
 
 
 def test_default_render(at: AppTest) -> None:
@@ -26,6 +44,10 @@ def test_default_render(at: AppTest) -> None:
     assert "methods fit on 1 x A100-80GB" in at.subheader[0].value
     assert len(at.get("vega_lite_chart")) == 1
     assert "python -m core estimate --model meta-llama/Llama-2-7b-hf" in at.code[0].value
+    assumptions = next(c.value for c in at.caption if c.value.startswith("Assumptions:"))
+    assert "PEFT methods on bf16 base weights with fp32 adapters" in assumptions
+    assert "Full fine-tuning in bf16-mixed with fp32 master weights" in assumptions
+    assert "micro-batch 4 x 1,024 tokens per GPU, gradient checkpointing off" in assumptions
 
 
 def test_qlora_lowers_the_memory_bar(at: AppTest) -> None:
@@ -42,11 +64,16 @@ def test_qlora_lowers_the_memory_bar(at: AppTest) -> None:
 def test_zero3_across_gpus_makes_fft_fit(at: AppTest) -> None:
     at.query_params["method"] = "fft"
     at.run()
-    assert _table(at)["fits"].iloc[0] == "no"
+    row = _table(at).iloc[0]
+    assert row["fits"] == "no"
+    assert row["hours"].startswith("does not fit") and row["cost ($)"].startswith("does not fit")
+    assert "ZeRO-3" in row["fewest GPUs"] or "FSDP" in row["fewest GPUs"]
+    assert not _table(at).isna().any().any()
     at.number_input(key="gpus").set_value(4).run()
     at.selectbox(key="sharding").set_value("zero3").run()
     assert not at.error
     assert _table(at)["fits"].iloc[0] == "yes"
+    assert float(_table(at)["hours"].iloc[0]) > 0
     assert at.query_params["sharding"] in ("zero3", ["zero3"])
 
 
@@ -63,3 +90,99 @@ def test_bad_input_shows_one_error(at: AppTest) -> None:
     at.run()
     at.text_input(key="targets").set_value("query_proj").run()
     assert len(at.error) == 1 and "not found in the model" in at.error[0].value
+
+
+def test_bad_link_values_warn_and_name_what_was_used(app_env: Path) -> None:
+    at = _small(batch="100000", epochs="abc", gpu="GPU-9000").run()
+    assert not at.exception and not at.error
+    texts = [w.value for w in at.warning]
+    assert "Link value batch=100000 is out of range (1-4096): using 4" in texts
+    assert "Link value epochs=abc is not a number: using 3.0" in texts
+    assert any(t.startswith("Link value gpu=GPU-9000 is not one of") for t in texts)
+    assert at.number_input(key="batch").value == 4
+
+
+def test_equal_settings_by_default_from_the_registry(app_env: Path) -> None:
+    at = _small(targets="all-linear").run()
+    assert not at.exception and not at.error
+    lora_rank = METHODS["lora"].defaults["rank"]
+    assert at.number_input(key="rank").value == lora_rank
+    labels = list(_table(at).index)
+    assert all(f"r={lora_rank}" in label for label in labels)
+    note = next(c.value for c in at.caption if c.value.startswith("Every method is compared at the same settings"))
+    assert f"Rank {METHODS['qlora'].defaults['rank']}" in note  # QLoRA's own default named
+    assert not at.warning  # equal targets too: nothing differs
+    at.radio(key="knob_mode").set_value("own").run()
+    own = list(_table(at).index)
+    assert f"r={METHODS['qlora'].defaults['rank']}" in own[1]
+    assert "compared at different settings" in at.warning[0].value and "Rank:" in at.warning[0].value
+
+
+def test_no_cli_flags_or_server_paths_in_messages(app_env: Path, tmp_path: Path) -> None:
+    at = _small(seq="9000").run()
+    assert not at.exception
+    shown = [w.value for w in at.warning] + [e.value for e in at.error]
+    assert any("Sequence length (tokens)" in text for text in shown)
+    assert not any("--seq-len" in text or str(tmp_path) in text for text in shown)
+
+
+def test_every_input_survives_a_link(app_env: Path) -> None:
+    at = _small().run()
+    assert not at.exception and not at.error
+    changes = {
+        "method": ["lora", "dora"], "gpu": "H100-80GB", "batch": 2, "seq": 512, "gpus": 2, "sharding": "zero2",
+        "offload": "optimizer", "precision": "fp16-mixed", "optimizer": "adamw-8bit", "attention": "eager",
+        "quantization": "none", "checkpointing": True, "train_tokens": 2_000_000, "epochs": 1.5, "mfu": 0.3,
+        "gpu_price": 2.5, "rank": 4, "alpha": 16.0, "targets": "q_proj,k_proj,v_proj", "dropout": 0.05,
+        "adapter_dtype": "bf16",
+    }
+    for key, value in changes.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    at.selectbox(key="compare_method").set_value("dora").run()
+    changes["compare_method"] = "dora"
+    link = _params(at)
+    again = AppTest.from_file(PAGE, default_timeout=240)
+    again.query_params.update(link)
+    again.run()
+    assert not again.exception and not again.error
+    assert [w.value for w in again.warning] == [w.value for w in at.warning]  # no link value was replaced
+    assert not any(w.value.startswith("Link value") for w in again.warning)
+    for key, value in changes.items():
+        assert again.session_state[key] == value, key
+    pd.testing.assert_frame_equal(_table(again), _table(at))
+    pd.testing.assert_frame_equal(again.dataframe[1].value, at.dataframe[1].value)
+    assert again.code[0].value == at.code[0].value
+
+
+def test_uploaded_config_is_kept_and_a_link_reopens_it(app_env: Path) -> None:
+    content = json.dumps(catalogue.find(SMALL).load_config()).encode()
+    at = _small().run()
+    catalogue_table = _table(at)
+    at.file_uploader(key="model_upload").set_value(("my-config.json", content, "application/json")).run()
+    assert not at.exception and not at.error
+    digest = store_config(content, "my-config.json").digest
+    assert at.query_params["config"] in (digest, [digest])
+    assert "my-config.json" in at.info[0].value
+    uploaded_table = _table(at)
+    assert list(uploaded_table["peak, device (GiB)"]) == list(catalogue_table["peak, device (GiB)"])
+    again = AppTest.from_file(PAGE, default_timeout=240)
+    again.query_params.update(_params(at))
+    again.run()
+    assert not again.exception and not again.error
+    assert not any(w.value.startswith("Link value") for w in again.warning)
+    assert "my-config.json" in again.info[0].value
+    pd.testing.assert_frame_equal(_table(again), uploaded_table)
+    assert "--model my-config.json" in again.code[0].value
+
+
+def test_bad_upload_and_unknown_config_link_say_what_is_wrong(app_env: Path, tmp_path: Path) -> None:
+    at = _small().run()
+    at.file_uploader(key="model_upload").set_value(("broken.json", b'{"model_type": ', "application/json")).run()
+    assert len(at.error) == 1 and "broken.json is malformed JSON" in at.error[0].value
+    assert str(tmp_path) not in at.error[0].value
+    missing = _small(config="0123456789abcdef").run()
+    assert not missing.exception and not missing.error
+    assert missing.warning[0].value.startswith("Link value config=0123456789abcdef cannot be reopened")
+    assert f"using the model {SMALL}" in missing.warning[0].value
