@@ -161,9 +161,17 @@ def finished(folder: RunFolder, status: Status) -> None:
     facts = report.RunFacts.of(folder)
     if facts.mode == "learn":
         st.subheader("Learning results")
-        show(report.learn_table(runs), "results_table")
+        learned = report.learn_table(runs)
+        show(learned, "results_table")
         if folder.file(CURVES).is_file():
             st.altair_chart(loss_chart(pd.read_parquet(folder.file(CURVES))), key="results_chart")
+        sized = report.metric_by_size(learned)
+        if sized is not None:
+            st.altair_chart(alt.Chart(sized).mark_line(point=True).encode(
+                x=alt.X("data size (examples per class):Q", scale=alt.Scale(type="log")),
+                y=alt.Y("value:Q", title=str(sized["held-out metric"].iloc[0])), color="method:N",
+                tooltip=["method:N", "data size (examples per class):Q", alt.Tooltip("value:Q", format=".4f")],
+            ).properties(height=280), key="size_chart")  # fmt: skip
         return
     st.subheader("Measured vs predicted")
     show(report.probe_table(runs), "results_table")

@@ -150,6 +150,12 @@ def learn_table(runs: pd.DataFrame) -> Table:
     return Table(table, "Each method trained from the same weights and seed for the same budget.", formats)
 
 
+def metric_by_size(table: Table) -> pd.DataFrame | None:
+    """The learn table's held-out metric per (method, data size), when there are several sizes to compare."""
+    sized = table.frame.dropna(subset=["data size (examples per class)", "value"])
+    return sized if sized["data size (examples per class)"].nunique() > 1 else None
+
+
 def scope_table(runs: pd.DataFrame, calibration: Calibration, model_family: str) -> Table:
     """What this run's measurements do to estimates.
 
