@@ -61,11 +61,33 @@ def wrap_peft(
                 f"--targets {ALL_LINEAR} or some of {','.join(linear_module_names(model))}"
             )
         raise NotApplicableError(f"{choice.spec.name} {why}") from None
+    as_on_real_weights(wrapped)
     frozen = choice.spec.frozen_adapter_params
     for name, parameter in wrapped.named_parameters():
         if any(f".{part}." in name for part in frozen):
             parameter.requires_grad_(False)
     return wrapped
+
+
+def as_on_real_weights(wrapped: nn.Module) -> None:
+    """What peft does to a new adapter on real weights but skips on the meta device: it moves the adapter to its
+    base layer's dtype, then upcasts half-precision adapters to fp32 by re-creating each `ParameterDict` entry as a
+    new Parameter, which is trainable (AdaLoRA's `ranknum` on a bf16 base trains, and autograd saves for it)."""
+    import torch
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    half = {torch.float16, torch.bfloat16}
+    for layer in wrapped.modules():
+        if not isinstance(layer, BaseTunerLayer):
+            continue
+        weight = getattr(layer.get_base_layer(), "weight", None)
+        if weight is None or weight.dtype not in half:
+            continue
+        for submodule in layer.modules():
+            if isinstance(submodule, nn.ParameterDict):
+                for parameter in submodule.values():
+                    if parameter.dtype.is_floating_point:
+                        parameter.requires_grad_(True)
 
 
 def trained_parameters(model: nn.Module, key: SkeletonKey, choice: MethodChoice) -> list[tuple[str, nn.Parameter]]:

@@ -24,6 +24,7 @@ from torch import nn
 
 from core.apply import apply_method
 from core.errors import InputError
+from core.memory.step import load_dtype
 from core.models import ResolvedModel
 from core.registry import MethodChoice
 from core.skeleton import SkeletonKey
@@ -124,6 +125,7 @@ def build_trainable(key: SkeletonKey, choice: MethodChoice, *, dtype: str, atten
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = auto[key.task].from_config(config, dtype=PROBE_DTYPES[dtype])
+    load_dtype(model, PROBE_DTYPES[dtype])  # from_config skips the fp32 modules from_pretrained keeps
     model.train()
     return apply_method(model, key, choice)
 

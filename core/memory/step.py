@@ -89,7 +89,7 @@ class TracedModel:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             base = fresh_copy(skeleton(key), keep_blocks)
-            _load_dtype(base, spec.compute_dtype)
+            load_dtype(base, spec.compute_dtype)
             with torch.device("meta"):
                 model = apply_method(base, key, choice)
             _set_attention(model, spec.attention)
@@ -175,12 +175,17 @@ def _set_attention(model: nn.Module, attention: str) -> None:
     """`eager` runs the model's own attention code (it keeps the scores on CUDA too); `sdpa` and `flash` run SDPA,
     whose CUDA kernels the stand-in reproduces. Models without an SDPA path keep their own code. MoE experts run
     transformers' `grouped_mm` path."""
+    from transformers import PretrainedConfig
+
     wanted = "eager" if attention == "eager" else "sdpa"
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if wanted == "eager" or getattr(type(base), "_supports_sdpa", False):
-        base.config._attn_implementation = wanted
-    if getattr(base.config, "_experts_implementation", None) is not None:
-        base.config._experts_implementation = "grouped_mm"  # static shapes: k x tokens rows, however routed
+    # every config the modules read: T5's and BART's stacks hold their own copies of the model's config
+    configs = {id(c): c for m in base.modules() if isinstance(c := getattr(m, "config", None), PretrainedConfig)}
+    for config in configs.values():
+        if wanted == "eager" or getattr(type(base), "_supports_sdpa", False):
+            config._attn_implementation = wanted
+        if getattr(config, "_experts_implementation", None) is not None:
+            config._experts_implementation = "grouped_mm"  # static shapes: k x tokens rows, however routed
 
 
 @contextlib.contextmanager
@@ -193,13 +198,17 @@ def _kernels(spec: StepSpec) -> Iterator[None]:
         yield
 
 
-def _load_dtype(model: nn.Module, dtype: torch.dtype) -> None:
-    """The base as `from_pretrained(dtype=...)` loads it: every parameter in `dtype` except the modules the model
-    class keeps in fp32 (`_keep_in_fp32_modules`, e.g. T5's `wo`); buffers keep their own dtype."""
-    keep = tuple(getattr(model, "_keep_in_fp32_modules", None) or ()) if dtype != torch.float32 else ()
+def load_dtype(model: nn.Module, dtype: torch.dtype) -> None:
+    """The base as `from_pretrained(dtype=...)` loads it: every parameter in `dtype` except the modules its dtype
+    plan keeps in fp32 (transformers' `_get_dtype_plan`: `_keep_in_fp32_modules` under fp16 only, e.g. T5's `wo`;
+    `_keep_in_fp32_modules_strict` under fp16 and bf16); buffers keep their own dtype."""
+    keep: set[str] = set()
+    if dtype == torch.float16:
+        keep |= set(getattr(model, "_keep_in_fp32_modules", None) or ())
+    if dtype in (torch.float16, torch.bfloat16):
+        keep |= set(getattr(model, "_keep_in_fp32_modules_strict", None) or ())
     for name, p in model.named_parameters():
-        if not any(f".{part}." in f".{name}" for part in keep):
-            p.data = p.data.to(dtype)
+        p.data = p.data.to(torch.float32 if any(f".{part}." in f".{name}" for part in keep) else dtype)
 
 
 def _train_dtype(model: nn.Module, choice: MethodChoice, spec: StepSpec) -> None:

@@ -1,5 +1,7 @@
 """Every peft method peft ships is a registry entry, and its count is exactly what peft reports."""
 
+import contextlib
+
 import peft
 import pytest
 from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
@@ -9,6 +11,7 @@ from tiny_models import TINY_CONFIGS, TINY_MOE_CONFIGS, peft_reference, tiny_mod
 from core.apply import apply_method
 from core.counting import count_parameters, peft_model
 from core.errors import InputError, NotApplicableError
+from core.memory.step import load_dtype
 from core.registry import METHODS, MethodChoice, PeftBuilder, method_ids
 from core.skeleton import PEFT_TASK_TYPES, SkeletonKey, default_task, fresh_copy, skeleton
 
@@ -142,3 +145,34 @@ def test_optimizer_helpers_are_real_peft_functions() -> None:
         if helper:
             assert callable(getattr(peft.optimizers, helper)), method
     assert PEFT_TASK_TYPES["causal-lm"] == "CAUSAL_LM"
+
+
+@pytest.mark.parametrize("method", PEFT_METHODS)
+def test_wrapping_on_meta_trains_what_peft_trains_on_real_bf16_weights(method: str) -> None:
+    """On real weights peft moves each new adapter to its base layer's dtype and then upcasts it to fp32, which
+    re-creates `ParameterDict` entries as trainable parameters (AdaLoRA's ranknum); on meta it skips the move.
+    The meta path used by the counter and the trace must end with the trainable set of plain peft on a real bf16
+    model."""
+    import torch
+    import transformers
+    from peft import get_peft_model
+
+    model = tiny_model("llama")
+    key = SkeletonKey(model, "causal-lm", 2)
+    choice = _tiny_choice(method)
+    meta = fresh_copy(skeleton(key))
+    load_dtype(meta, torch.bfloat16)
+    torch.manual_seed(0)
+    real = transformers.AutoModelForCausalLM.from_config(model.build_config(), dtype=torch.bfloat16)
+    try:
+        with torch.device("meta") if METHODS[method].meta_init else contextlib.nullcontext():
+            ours = apply_method(meta, key, choice)
+    except NotApplicableError:
+        with pytest.raises(Exception):  # noqa: B017 (peft's refusals use many exception types)
+            get_peft_model(real, choice.peft_config("CAUSAL_LM"))
+        return
+    reference = get_peft_model(real, choice.peft_config("CAUSAL_LM"))
+    frozen = METHODS[method].frozen_adapter_params  # what peft's own optimizer helper freezes (LoRA-FA's A)
+    expected = {n for n, p in reference.named_parameters()
+                if p.requires_grad and not any(f".{part}." in n for part in frozen)}
+    assert {n for n, p in ours.named_parameters() if p.requires_grad} == expected
