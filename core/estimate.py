@@ -40,7 +40,7 @@ class MethodEstimate:
         training = self.training
         out["memory"] = training.memory.to_dict() if training else None
         out["fit"] = training.fit.to_dict() if training and training.fit else None
-        out["time"] = asdict(training.time) if training else None
+        out["time"] = training.time.to_dict() if training else None
         if self.memory_error:
             out["memory_error"] = self.memory_error
         return out
@@ -70,7 +70,7 @@ class EstimateReport:
 
 # Counts depend only on (model, head, method): cached, so re-estimating after a change of batch, length or GPU
 # costs only the memory arithmetic.
-_count = lru_cache(maxsize=256)(count_parameters)
+cached_count = lru_cache(maxsize=256)(count_parameters)
 
 
 def estimate(scenario: Scenario, *, skip_inapplicable: bool = False) -> EstimateReport:
@@ -82,7 +82,7 @@ def estimate(scenario: Scenario, *, skip_inapplicable: bool = False) -> Estimate
     for choice in scenario.methods:
         try:
             quant = check_quantization(choice, setup)
-            count = _count(key, choice)
+            count = cached_count(key, choice)
         except (NotApplicableError, InputError) as exc:
             # a user's own bad value stays an error; a method whose own defaults do not fit this model is reported
             own_value = not isinstance(exc, NotApplicableError) and choice != MethodChoice(choice.method)

@@ -26,20 +26,29 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
+from core.advice import Advice, dollars, duration, make_it_fit
 from core.counting import ParameterCount
 from core.errors import InputError
 from core.gap.features import RANKED_METHODS, GapScenario
 from core.gap.model import GapModel, GapPrediction, gap_model
-from core.gap.resources import Budget, Plan, gpus_by_memory, plan_methods, plan_one
+from core.gap.resources import Budget, Plan, plan_methods
 from core.gap.robustness import ConditionEstimate, robustness
 from core.gap.settings import PRIORITIES
 from core.gap.theory import data_note
+from core.memory.budget import SHARDING_NAMES
 from core.memory.gpus import find_gpu
+from core.memory.setup import DEFAULT_MFU, PRECISIONS
 from core.models import ResolvedModel, resolve_model
 from core.registry import ALL_LINEAR, METHODS, MethodChoice, candidate_ids, get_method, method_ids
+from core.skeleton import SkeletonKey, default_task
 from core.units import GIB, human_bytes
 
 PRACTICE_DEFAULTS: tuple[str, ...] = ("lora", "qlora")  # what practitioners reach for first (LoRA Without Regret)
+# The adapter settings LoRA-style methods share for an equal comparison: the registry's LoRA defaults, on every
+# linear layer (practice's default: LoRA Without Regret, Thinking Machines 2025: attention-only LoRA underperforms).
+SHARED_KNOBS: tuple[str, ...] = ("rank", "targets", "dropout")
+DEFAULT_RANK: int = METHODS["lora"].defaults["rank"]
+DEFAULT_TARGETS: str = ALL_LINEAR
 
 
 @dataclass(frozen=True)
@@ -80,9 +89,16 @@ class RecommendRequest:
     micro_batch: int = 4
     usd_per_hour: float | None = None
     gradient_checkpointing: bool = True
+    precision: str = "bf16-mixed"
+    mfu: float = DEFAULT_MFU
+    rank: int = DEFAULT_RANK
+    targets: str = DEFAULT_TARGETS
+    equal_settings: bool = True  # LoRA-style methods share rank, targets and dropout; False: each its own defaults
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gpu", find_gpu(self.gpu).id)
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         for name in ("train_examples", "gpus", "tasks"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
@@ -102,12 +118,32 @@ class RecommendRequest:
         object.__setattr__(self, "methods", ids)
         if self.usd_per_hour is not None and not self.usd_per_hour > 0:
             raise InputError(f"price per GPU-hour must be positive, got {self.usd_per_hour}")
-        self.budget.setup()  # the engine validates micro-batch, tokens per example and epochs
+        self.budget.setup()  # the engine validates micro-batch, tokens per example, epochs and MFU
+        self.choice("lora")  # the registry validates the shared rank and targets
 
     @property
     def budget(self) -> Budget:
         return Budget(self.gpu, self.gpus, self.micro_batch, self.tokens_per_example, self.train_examples,
-                      self.epochs, self.usd_per_hour, self.gradient_checkpointing)  # fmt: skip
+                      self.epochs, self.usd_per_hour, self.gradient_checkpointing, self.precision,
+                      self.mfu)  # fmt: skip
+
+    def choice(self, method: str) -> MethodChoice:
+        """The method as compared: with `equal_settings`, a LoRA-style method (one that takes exactly LoRA's knobs)
+        takes the shared rank, targets and LoRA's dropout; every other method keeps its registry defaults."""
+        spec = get_method(method)
+        if not self.equal_settings or set(spec.defaults) != set(METHODS["lora"].defaults):
+            return MethodChoice(spec.id)
+        lora = METHODS["lora"].defaults
+        return MethodChoice(spec.id, rank=self.rank, targets=self.targets, dropout=lora["dropout"])
+
+    def settings_text(self) -> str:
+        """Every assumption behind the numbers, in one line (what the page and the CLI print under them)."""
+        adapters = (f"LoRA-style methods at r={self.rank} on {self.targets} with LoRA's dropout (equal settings)"
+                    if self.equal_settings else "each method at its own registry defaults (settings differ)")
+        return (f"micro-batch {self.micro_batch} x {self.tokens_per_example} tokens per GPU, {self.epochs:g} epochs "
+                f"of {self.train_examples:,} examples, gradient checkpointing "
+                f"{'on' if self.gradient_checkpointing else 'off'}, {self.precision}, AdamW, "
+                f"MFU {self.mfu:.0%}; {adapters}")
 
 
 @dataclass(frozen=True)
@@ -198,9 +234,12 @@ class MethodOption:
             p = c.plan
             out["plan"] = {
                 "gpu": p.gpu.id, "gpus": p.gpus, "sharding": p.sharding, "per_gpu_gib": round(p.per_gpu_bytes / GIB, 2),
-                "headroom_gib": round(p.headroom_gib, 2), "largest_micro_batch": p.largest_micro_batch,
-                "hours_per_task": round(p.hours, 3), "dollars_per_task": round(p.dollars, 2),
+                "headroom_gib": round(p.headroom_gib, 2), "largest_micro_batch": p.batch, "fewest_gpus": p.fewest,
             }  # fmt: skip
+            if p.hours is not None and p.dollars is not None:
+                out["plan"] |= {"hours_per_task": round(p.hours, 3), "dollars_per_task": round(p.dollars, 2)}
+            else:
+                out["plan"]["time"] = p.time_note
             out["storage_bytes"], out["full_copies_bytes"] = c.storage_bytes, c.full_copies_bytes
             out["robustness"] = None if c.robust is None else c.robust.to_dict()
         if self.gap is not None:
@@ -210,7 +249,8 @@ class MethodOption:
 
 @dataclass(frozen=True)
 class Recommendation:
-    """Ranked options, the choice with its rationale, what would make FFT fit, and the selection guide."""
+    """Ranked options, the choice with its rationale, what would make FFT fit (and, when nothing fits, the best
+    PEFT option: `make_peft_fit`), from `core.advice`, and the selection guide."""
 
     request: RecommendRequest
     model: str
@@ -221,6 +261,8 @@ class Recommendation:
     make_fft_fit: list[str]
     guide: list[str]
     notes: list[str]
+    fft_advice: Advice | None = None
+    peft_advice: Advice | None = None
 
     def __post_init__(self) -> None:
         if self.choice is not None and not self.choice.fits:
@@ -237,6 +279,8 @@ class Recommendation:
             "rationale": self.rationale,
             "options": [o.to_dict() for o in self.options],
             "make_fft_fit": self.make_fft_fit,
+            "make_peft_fit": [] if self.peft_advice is None else self.peft_advice.lines(),
+            "assumptions": self.request.settings_text(),
             "selection_guide": self.guide,
             "notes": self.notes,
         }
@@ -296,19 +340,25 @@ def _robust_text(c: Candidate) -> str:
     return f"robustness: {c.robust.summary()}"
 
 
+def _mode(sharding: str) -> str:
+    return SHARDING_NAMES[sharding]
+
+
 def _reason(c: Candidate, request: RecommendRequest) -> str:
     p = c.plan
-    fit = (
-        f"fits {p.gpus} x {p.gpu.id} ({'data parallel' if p.sharding == 'none' else p.sharding}) with "
-        f"{p.headroom_gib:+.1f} GiB headroom per GPU, largest micro-batch {p.largest_micro_batch}"
-        if p.fits
-        else f"does not fit {p.gpus} x {p.gpu.id}: needs {_gib(p.per_gpu_bytes)} per GPU of {p.gpu.memory_gib:.1f} GiB"
-    )
     tasks = request.tasks
+    if p.fits and p.hours is not None and p.dollars is not None:
+        fit = (f"fits {p.gpus} x {p.gpu.id} ({_mode(p.sharding)}) with {p.headroom_gib:+.1f} GiB headroom per GPU, "
+               f"largest micro-batch {p.batch}")
+        time = (f"{duration(tasks * p.hours)} wall-clock on the budget and {dollars(tasks * p.dollars)} for "
+                f"{_tasks(tasks)}")
+    else:
+        fit = (f"does not fit {p.gpus} x {p.gpu.id}: needs {_gib(p.per_gpu_bytes)} per GPU ({_mode(p.sharding)}) of "
+               f"{p.gpu.memory_gib:.1f} GiB; fewest GPUs that fit: {p.fewest}")
+        time = "no time or cost for a run that does not fit"
     return (
-        f"{c.label}: {fit}; {_accuracy_text(c, request)}; {_robust_text(c)}; {tasks * p.hours:.1f} h wall-clock "
-        f"on the budget and ${tasks * p.dollars:,.0f} for {_tasks(tasks)}; storage {human_bytes(c.storage_bytes)} "
-        f"(full copies: {human_bytes(c.full_copies_bytes)})"
+        f"{c.label}: {fit}; {_accuracy_text(c, request)}; {_robust_text(c)}; {time}; storage "
+        f"{human_bytes(c.storage_bytes)} (full copies: {human_bytes(c.full_copies_bytes)})"
     )
 
 
@@ -322,14 +372,14 @@ def recommend(
     """Rank the request's methods (see the module docstring); `model`/`resolved` skip the warehouse or Hub."""
     gm = model if model is not None else gap_model(wh)
     resolved = resolved if resolved is not None else resolve_model(request.model)
-    planned = plan_methods(resolved, [_choice(m) for m in request.methods], request.budget)
+    planned = plan_methods(resolved, [request.choice(m) for m in request.methods], request.budget)
     fft_count = next(est.count for est, _ in planned if est.method == "fft")
     if fft_count is None:
         raise InputError(f"{resolved.name}: full fine-tuning cannot be counted, so there is nothing to compare against")
     full_copy = float(fft_count.adapter_bytes)
     candidates, skipped = [], []
     for est, plan in planned:
-        choice = _choice(est.method)
+        choice = request.choice(est.method)
         if est.count is None or plan is None:
             why = est.error or est.memory_error or "its memory could not be estimated"
             skipped.append(MethodOption(choice.method, choice.label(),
@@ -340,6 +390,10 @@ def recommend(
     choice_opt = next((o for o in options if o.fits), None)
     best_peft = next((o for o in options if o.candidate is not None and o.method != "fft"), None)
     fft = next(o for o in options if o.method == "fft")
+    key = SkeletonKey(resolved, default_task(resolved), 2)
+    fft_advice = None if fft.fits or fft.plan is None else _advice(key, request, fft)
+    peft_advice = (_advice(key, request, best_peft) if choice_opt is None and best_peft is not None
+                   and best_peft.plan is not None else None)  # fmt: skip
     return Recommendation(
         request=request,
         model=resolved.name,
@@ -347,21 +401,26 @@ def recommend(
         choice=choice_opt,
         best_peft=best_peft,
         rationale=_rationale(choice_opt, options, request),
-        make_fft_fit=[] if fft.fits else _make_fft_fit(resolved, fft_count, request, options=options, gm=gm),
-        guide=_guide(options, best_peft, request, gm),
+        make_fft_fit=[] if fft_advice is None else fft_advice.lines(),
+        guide=_guide(options, best_peft, request, gm, fft_advice),
         notes=[
             "gap = PEFT minus FFT in points of a 0-100 metric (positive = PEFT better), predicted for a new paper "
-            f"from the warehouse pairs ({gm.heldout_summary()}); memory, hours and dollars from core.memory (bf16 "
-            "mixed precision, AdamW, gradient checkpointing as requested, its default model-FLOPs utilisation and "
-            "the GPU catalogue's editable prices); LoRA on all linear layers, as practice recommends",
+            f"from the warehouse pairs ({gm.heldout_summary()}); memory, hours and dollars from core.memory at "
+            f"{request.settings_text()}, with the GPU catalogue's editable prices",
         ],
+        fft_advice=fft_advice,
+        peft_advice=peft_advice,
     )
 
 
-def _choice(method: str) -> MethodChoice:
-    """Registry defaults (methods compared as published), except LoRA on every linear layer: practice's default
-    (LoRA Without Regret, Thinking Machines 2025: attention-only LoRA underperforms)."""
-    return MethodChoice(method, targets=ALL_LINEAR) if method == "lora" else MethodChoice(method)
+def _advice(key: SkeletonKey, request: RecommendRequest, option: MethodOption) -> Advice:
+    """`core.advice` for an option that does not fit, from the setup its plan was made at (so its figures match
+    the plan's: ZeRO-3 over the budget's GPUs where the budget has several)."""
+    plan, candidate = option.plan, option.candidate
+    assert plan is not None and candidate is not None
+    setup = request.budget.setup(sharding=plan.sharding)
+    alternatives = [request.choice(m) for m in PRACTICE_DEFAULTS if m != option.method]
+    return make_it_fit(key, candidate.choice, setup, alternatives=alternatives)
 
 
 def _candidate(
@@ -391,8 +450,8 @@ def _rank(candidates: list[Candidate], request: RecommendRequest) -> list[Method
     robust = [0.0 if c.robust is None else (c.robust.low if c.robust.low is not None else worst_robust)
               for c in candidates]  # fmt: skip
     best_robust = max(robust)
-    cheapest = min(tasks * c.plan.dollars for c in candidates)
-    fastest = min(tasks * c.plan.hours for c in candidates)
+    cheapest = min((tasks * c.plan.dollars for c in candidates if c.plan.dollars is not None), default=0.0)
+    fastest = min((tasks * c.plan.hours for c in candidates if c.plan.hours is not None), default=0.0)
     smallest = min(c.storage_bytes for c in candidates)
     fitting = [c for c in candidates if c.plan.fits]
     top_low = max((c.low for c in fitting), default=best_gap)
@@ -402,8 +461,9 @@ def _rank(candidates: list[Candidate], request: RecommendRequest) -> list[Method
         criteria = {
             "accuracy": _gap_score(c.low, best_gap, s.accuracy_span),
             "robustness": _gap_score(rob, best_robust, s.robustness_span),
-            "cost": _ratio_score(tasks * c.plan.dollars, cheapest, s.cost_span),
-            "time": _ratio_score(tasks * c.plan.hours, fastest, s.time_span),
+            # a plan that does not fit has no time or cost: it scores 0 on both (it ranks after those that fit anyway)
+            "cost": 0.0 if c.plan.dollars is None else _ratio_score(tasks * c.plan.dollars, cheapest, s.cost_span),
+            "time": 0.0 if c.plan.hours is None else _ratio_score(tasks * c.plan.hours, fastest, s.time_span),
             "storage": _ratio_score(c.storage_bytes, smallest, s.storage_span),
         }
         score = sum(weights[k] * v for k, v in criteria.items()) / sum(weights.values())
@@ -440,7 +500,7 @@ def _tied(a: MethodOption, b: MethodOption) -> bool:
 def _rationale(choice: MethodOption | None, options: list[MethodOption], request: RecommendRequest) -> list[str]:
     """Why the choice: the indistinguishable set in one line, then the three numbers that decided it."""
     if choice is None or choice.candidate is None:
-        return ["no method fits this GPU budget: see what would make FFT fit, or add GPUs"]
+        return ["no method fits this GPU budget: see what would make it fit"]
     c = choice.candidate
     tied = [o for o in options if o.indistinguishable]
     lines = []
@@ -453,92 +513,41 @@ def _rationale(choice: MethodOption | None, options: list[MethodOption], request
     evidence = "the reference" if c.gap is None else f"{c.reported} pairs of its own on {request.task_type}"
     if runner is not None and runner.candidate is not None and runner.gap is not None:
         evidence += f" (next, {runner.label}: {runner.reported})"
+    assert c.plan.hours is not None and c.plan.dollars is not None  # the choice fits
     lines.append(
         f"recommended: {choice.label}: evidence {evidence}; {c.plan.headroom_gib:+.1f} GiB headroom per GPU; "
-        f"{request.tasks * c.plan.hours:.1f} h and ${request.tasks * c.plan.dollars:,.0f} for {_tasks(request.tasks)}"
+        f"{duration(request.tasks * c.plan.hours)} and {dollars(request.tasks * c.plan.dollars)} for "
+        f"{_tasks(request.tasks)}"
     )
     lines.append(choice.reason)
     fft = next(o for o in options if o.method == "fft")
     if fft is not choice and fft.candidate is not None:
         if not fft.fits:
             lines.append("full fine-tuning does not fit the budget, so a PEFT method is recommended")
-        elif choice.gap is not None:
+        elif choice.gap is not None and fft.candidate.plan.dollars is not None:
             lines.append(
                 f"against FFT: {choice.gap.summary()}; FFT would cost "
-                f"${request.tasks * fft.candidate.plan.dollars:,.0f} and store "
+                f"{dollars(request.tasks * fft.candidate.plan.dollars)} and store "
                 f"{human_bytes(fft.candidate.storage_bytes)}"
             )
     return lines
 
 
-def _make_fft_fit(
-    resolved: ResolvedModel,
-    count: ParameterCount,
-    request: RecommendRequest,
-    *,
-    options: list[MethodOption],
-    gm: GapModel,
-) -> list[str]:
-    """Concrete ways to fit FFT: more GPUs with ZeRO-3, CPU offload, a larger GPU type, or QLoRA instead."""
-    fft, budget, tasks = MethodChoice("fft"), request.budget, request.tasks
-    out = []
-    for offload, what in (("none", "ZeRO-3 (states sharded over GPUs)"), ("optimizer", "ZeRO-3 with CPU offload")):
-        probe = plan_one(resolved, fft, budget, gpus=max(request.gpus, 2), sharding="zero3", offload=offload)
-        n = None if probe is None else probe.min_gpus.get("zero3")
-        p = None if n is None else plan_one(resolved, fft, budget, gpus=n, sharding="zero3", offload=offload)
-        if p is None:
-            out.append(
-                f"{what}: no number of {request.gpu} GPUs fits FFT at micro-batch {request.micro_batch}; lower the "
-                "micro-batch or the tokens per example"
-            )
-            continue
-        moved = (
-            f", the optimizer states ({_gib(_unsharded_optimizer(options))}) in CPU memory" if offload != "none" else ""
-        )
-        more = f"{n - request.gpus} more than the budget" if n > request.gpus else "fits the budget's count"
-        out.append(
-            f"{what}: {n} x {p.gpu.id} ({more}), {_gib(p.per_gpu_bytes)} per GPU{moved}; "
-            f"{tasks * p.hours:.1f} h and ${tasks * p.dollars:,.0f} for {_tasks(tasks)}"
-        )
-    sharding = "zero3" if request.gpus > 1 else "none"
-    for gpu in gpus_by_memory():
-        p = plan_one(resolved, fft, budget, gpus=request.gpus, sharding=sharding, gpu=gpu.id)
-        if p is not None and p.fits:
-            out.append(f"a larger GPU: {request.gpus} x {gpu.id} ({gpu.memory_gib:.0f} GiB each) fits FFT")
-            break
-    qlora = next((o.candidate for o in options if o.method == "qlora" and o.candidate is not None), None)
-    if qlora is None:  # not among the ranked methods: plan it here, since it is the usual way out
-        planned = plan_methods(resolved, [MethodChoice("qlora")], budget)
-        qlora = next((_candidate(MethodChoice("qlora"), est.count, plan, request, gm=gm,
-                                 full_copy=float(count.adapter_bytes))
-                      for est, plan in planned if est.count is not None and plan is not None), None)  # fmt: skip
-    if qlora is not None and qlora.gap is not None:
-        status = "fits" if qlora.plan.fits else "does not fit either"
-        out.append(
-            f"QLoRA instead: {status} ({_gib(qlora.plan.per_gpu_bytes)} per GPU, 4-bit base); expected gap "
-            f"{qlora.gap.mean:+.1f} points (80% interval {qlora.gap.low:+.1f} to {qlora.gap.high:+.1f})"
-        )
-    return out
-
-
-def _unsharded_optimizer(options: list[MethodOption]) -> float:
-    """FFT's optimizer states on one GPU without sharding: what offloading moves to CPU memory."""
-    fft = next(o for o in options if o.method == "fft")
-    assert fft.plan is not None
-    return fft.plan.optimizer_bytes * (fft.plan.gpus if fft.plan.sharding != "none" else 1)
-
-
 def _guide(
-    options: list[MethodOption], best: MethodOption | None, request: RecommendRequest, gm: GapModel
+    options: list[MethodOption], best: MethodOption | None, request: RecommendRequest, gm: GapModel,
+    fft_advice: Advice | None,
 ) -> list[str]:
     """The research's selection guide, each item quantified from this request's estimates; "the best PEFT
     option" is `best` (the highest-ranked PEFT option), the same one the page and the CLI show."""
     planned = [o.candidate for o in options if o.candidate is not None]
     fft = next(c for c in planned if c.choice.method == "fft")
     peft = [c for c in planned if c.choice.method != "fft"]
+    p = fft.plan
+    fix = "" if fft_advice is None else f"; to make it fit: {fft_advice.lines()[0]}"
     lines = [
-        f"limited resources: FFT needs {_gib(fft.plan.per_gpu_bytes)} per GPU; the budget has "
-        f"{request.gpus} x {fft.plan.gpu.memory_gib:.1f} GiB ({'fits' if fft.plan.fits else 'does not fit'})"
+        f"limited resources: FFT needs {_gib(p.per_gpu_bytes)} per GPU with {_mode(p.sharding)} over {p.gpus} GPU"
+        f"{'s' if p.gpus != 1 else ''}; the budget has {request.gpus} x {p.gpu.memory_gib:.1f} GiB "
+        f"({'fits' if p.fits else 'does not fit'}){fix}"
     ]
     if not peft or best is None or best.candidate is None or best.gap is None:
         return lines
@@ -546,11 +555,13 @@ def _guide(
         f"accuracy on {request.task_type}: the best PEFT option ({best.label}) is expected at {best.gap.mean:+.1f} "
         f"points (80% interval {best.gap.low:+.1f} to {best.gap.high:+.1f}): {best.gap.verdict}"
     )
-    fastest = min(peft, key=lambda c: c.plan.hours)
-    lines.append(
-        f"rapid deployment: {fastest.label} trains in {fastest.plan.hours:.1f} h per task vs FFT "
-        f"{fft.plan.hours:.1f} h on this budget"
-    )
+    timed = [c for c in peft if c.plan.hours is not None]
+    if timed:
+        fastest = min(timed, key=lambda c: c.plan.hours or 0.0)
+        versus = ("FFT does not fit it" if fft.plan.hours is None else
+                  f"FFT {duration(fft.plan.hours)}")  # fmt: skip
+        lines.append(f"rapid deployment: {fastest.label} trains in {duration(fastest.plan.hours or 0.0)} per task "
+                     f"vs {versus} on this budget")
     smallest = min(peft, key=lambda c: c.storage_bytes)
     lines.append(
         f"{_tasks(request.tasks)}: {smallest.label} keeps {human_bytes(smallest.storage_bytes)} "

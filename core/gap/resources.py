@@ -1,9 +1,9 @@
 """Memory fit, hours and dollars per method for the recommender, read from the engine (`core.memory`).
 
-The recommender trains every method the same way: bf16 mixed precision, AdamW, the request's micro-batch and
-tokens per example, gradient checkpointing on (as fine-tuning on a budget GPU usually runs), plain data
-parallelism when the method fits, else ZeRO-3 over the budget's GPUs. Offload and other GPU counts are only
-considered to say what would make full fine-tuning fit.
+The recommender trains every method the same way: the request's precision, AdamW, micro-batch, tokens per
+example, gradient checkpointing and MFU, plain data parallelism when the method fits, else ZeRO-3 over the
+budget's GPUs (also when it fits neither way: the lowest per-GPU peak on the budget). Other changes are
+`core.advice`'s, to say what would make a method fit. A plan that does not fit has no hours or dollars.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from core.estimate import MethodEstimate, estimate
 from core.memory.gpus import Gpu, catalogue, find_gpu
-from core.memory.setup import TrainingSetup
+from core.memory.setup import DEFAULT_MFU, TrainingSetup
 from core.models import ResolvedModel
 from core.registry import MethodChoice
 from core.scenario import Scenario
@@ -32,6 +32,8 @@ class Budget:
     epochs: float
     usd_per_hour: float | None = None
     gradient_checkpointing: bool = True
+    precision: str = "bf16-mixed"
+    mfu: float = DEFAULT_MFU
 
     def setup(
         self, *, gpus: int | None = None, sharding: str = "none", offload: str = "none", gpu: str | None = None
@@ -48,13 +50,16 @@ class Budget:
             gpu_price=self.usd_per_hour,
             dataset_tokens=self.train_examples * self.tokens_per_example,
             epochs=self.epochs,
+            precision=self.precision,
+            mfu=self.mfu,
         )
 
 
 @dataclass(frozen=True)
 class Plan:
-    """One method on a GPU budget: per-GPU peak memory, fit and headroom, largest micro-batch, hours and dollars
-    of one fine-tune, and the fewest GPUs per sharding mode at this micro-batch."""
+    """One method on a GPU budget: per-GPU peak memory, fit and headroom, largest micro-batch (in words: `batch`),
+    hours and dollars of one fine-tune (only when it fits; `time_note` says why not), and the fewest GPUs per
+    sharding mode at this micro-batch (`fewest` in words)."""
 
     method: str
     gpu: Gpu
@@ -65,14 +70,19 @@ class Plan:
     fits: bool
     headroom_bytes: int
     largest_micro_batch: int
-    hours: float
-    dollars: float
+    hours: float | None
+    dollars: float | None
     optimizer_bytes: int
-    min_gpus: dict[str, int | None]
+    min_gpus: dict[str, int]
+    batch: str
+    fewest: str
+    time_note: str = ""
 
     def __post_init__(self) -> None:
-        if self.gpus < 1 or self.per_gpu_bytes < 0 or self.hours < 0 or self.dollars < 0:
+        if self.gpus < 1 or self.per_gpu_bytes < 0 or min(self.hours or 0, self.dollars or 0) < 0:
             raise ValueError(f"{self.method}: a plan needs at least one GPU and non-negative memory, hours, dollars")
+        if (self.hours is None) != bool(self.time_note):
+            raise ValueError(f"{self.method}: a plan has hours or says why it has none")
 
     @property
     def headroom_gib(self) -> float:
@@ -81,7 +91,7 @@ class Plan:
 
 def _plan(est: MethodEstimate, setup: TrainingSetup) -> Plan | None:
     training = est.training
-    if training is None or training.fit is None or training.time.hours is None or training.time.usd is None:
+    if training is None or training.fit is None:
         return None
     fit = training.fit
     return Plan(
@@ -98,13 +108,17 @@ def _plan(est: MethodEstimate, setup: TrainingSetup) -> Plan | None:
         dollars=training.time.usd,
         optimizer_bytes=training.memory.optimizer,
         min_gpus=dict(fit.min_gpus),
+        batch=fit.batch_text,
+        fewest=fit.fewest_text,
+        time_note=training.time.note,
     )
 
 
 def plan_methods(
     resolved: ResolvedModel, choices: Sequence[MethodChoice], budget: Budget
 ) -> list[tuple[MethodEstimate, Plan | None]]:
-    """Each method's count and plan: data parallel when it fits, else ZeRO-3 over the budget's GPUs."""
+    """Each method's count and plan: data parallel when it fits, else ZeRO-3 over the budget's GPUs (kept when
+    it lowers the per-GPU peak, so a plan that fits neither way shows the budget's lowest figure)."""
     setup = budget.setup()
     report = estimate(Scenario(resolved, tuple(choices), training=setup), skip_inapplicable=True)
     out = [(est, _plan(est, setup)) for est in report.methods]
@@ -115,7 +129,7 @@ def plan_methods(
                 choice = next(c for c in choices if c.method == est.method)
                 sharded = estimate(Scenario(resolved, (choice,), training=zero3), skip_inapplicable=True).methods[0]
                 better = _plan(sharded, zero3)
-                if better is not None and better.fits:
+                if better is not None and (better.fits or better.per_gpu_bytes < plan.per_gpu_bytes):
                     out[i] = (sharded, better)
     return out
 

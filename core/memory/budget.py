@@ -25,12 +25,15 @@ from core.memory.overhead import OVERHEAD
 from core.memory.profile import StepProfile, step_profile
 from core.memory.setup import SHARDINGS, TrainingSetup
 from core.memory.step import StepSpec
-from core.memory.throughput import TrainingTime, flops_per_token, training_time
+from core.memory.throughput import TrainingTime, flops_per_token, recompute_flops_per_token, training_time
 from core.memory.trace import CATEGORIES, GRADIENTS, OPTIMIZER, PHASES, TEMPORARIES, WEIGHTS
 from core.registry import MethodChoice
 from core.skeleton import SkeletonKey, skeleton
+from core.units import GIB
 
-MAX_GPUS = 4096
+MAX_GPUS = 512  # the largest cluster a fine-tune is planned on: 64 eight-GPU nodes
+SHARDING_NAMES = {"none": "data parallel (DDP)", "zero1": "ZeRO-1", "zero2": "ZeRO-2", "zero3": "ZeRO-3",
+                  "fsdp": "FSDP"}
 MAX_BATCH = 1 << 20
 REDUCE_BUCKET_ELEMENTS = 500_000_000  # DeepSpeed's default reduce_bucket_size
 _BACKWARD, _CLIP, _OPTIMIZER = (PHASES.index(p) for p in ("backward", "clip", "optimizer"))
@@ -77,18 +80,57 @@ class MemoryBreakdown:
 
 @dataclass(frozen=True)
 class Fit:
-    """Whether the step fits the GPU at the device level, with what headroom, the largest micro-batch at this
-    length (0: not even one sequence fits), and the fewest GPUs per sharding mode (None: none up to MAX_GPUS)."""
+    """Whether the step fits the GPU at the device level, with what headroom; the largest micro-batch at this
+    length (0 when not even one sequence fits: then `max_seq_len`, the longest sequence that fits at micro-batch
+    1, 0 when none does); and the fewest GPUs per sharding mode that fits within MAX_GPUS (`gpus_note` says why
+    a mode is missing)."""
 
     gpu: str
     gpu_memory: int
     fits: bool
     headroom: int
     max_batch_size: int
-    min_gpus: dict[str, int | None]
+    min_gpus: dict[str, int]
+    seq_len: int
+    max_seq_len: int
+    gpus_note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.fits != (self.headroom >= 0) or self.max_batch_size < 0 or not 0 <= self.max_seq_len <= self.seq_len:
+            raise ValueError("inconsistent fit: fits means non-negative headroom; batch and length not negative")
+        if any(n < 1 or n > MAX_GPUS for n in self.min_gpus.values()):
+            raise ValueError(f"fewest GPUs must be within 1..{MAX_GPUS}")
+        if not self.min_gpus and not self.gpus_note:
+            raise ValueError("when no GPU count fits, the fit says why")
+
+    @property
+    def batch_text(self) -> str:
+        """The largest micro-batch in words, or what would be needed when not even one sequence fits."""
+        if self.max_batch_size > 0:
+            return f"{self.max_batch_size} x {self.seq_len} tokens"
+        if self.max_seq_len > 0:
+            return (f"not even 1 sequence of {self.seq_len} tokens fits; the longest that fits at micro-batch 1 is "
+                    f"{self.max_seq_len} tokens")
+        return "not even 1 short sequence fits: shard the weights over more GPUs, or quantize the base (QLoRA)"
+
+    @property
+    def fewest_gpus(self) -> tuple[str, int] | None:
+        """The sharding mode that fits on the fewest GPUs (ties: the order of SHARDINGS)."""
+        if not self.min_gpus:
+            return None
+        mode = min(self.min_gpus, key=lambda m: (self.min_gpus[m], SHARDINGS.index(m)))
+        return mode, self.min_gpus[mode]
+
+    @property
+    def fewest_text(self) -> str:
+        fewest = self.fewest_gpus
+        if fewest is None:
+            return self.gpus_note
+        mode, n = fewest
+        return f"{n} x {self.gpu}" + ("" if mode == "none" else f" with {SHARDING_NAMES[mode]}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"largest_micro_batch": self.batch_text, "fewest_gpus": self.fewest_text}
 
 
 @dataclass(frozen=True)
@@ -174,21 +216,41 @@ def estimate_training(key: SkeletonKey, choice: MethodChoice, count: ParameterCo
     memory = parts.breakdown()
     gpu = find_gpu(setup.gpu, price=setup.gpu_price) if setup.gpu else None
     fit = _fit(parts, gpu, memory) if gpu else None
+    return TrainingEstimate(memory, fit, _time(key, choice, count, setup, gpu=gpu, quantization=quantization,
+                                                 fits=fit is None or fit.fits))
+
+
+def _time(key: SkeletonKey, choice: MethodChoice, count: ParameterCount, setup: TrainingSetup, *, gpu: Gpu | None,
+          quantization: str, fits: bool) -> TrainingTime:
     config = skeleton(key).config
-    per_token = flops_per_token(choice, count, layers=int(getattr(config, "num_hidden_layers", 0) or 0),
-                                width=int(getattr(config, "hidden_size", 0) or 0), seq_len=setup.seq_len)
-    return TrainingEstimate(memory, fit, training_time(per_token, setup, gpu, extra_tokens=choice.input_tokens))
+    shape = {"layers": int(getattr(config, "num_hidden_layers", 0) or 0),
+             "width": int(getattr(config, "hidden_size", 0) or 0), "seq_len": setup.seq_len}
+    per_token = flops_per_token(choice, count, **shape)
+    recompute = recompute_flops_per_token(choice, count, **shape)
+    return training_time(per_token, recompute, count, setup, gpu, quantization=quantization, fits=fits,
+                         extra_tokens=choice.input_tokens)
+
+
+def reference_hours(key: SkeletonKey, choice: MethodChoice, count: ParameterCount, setup: TrainingSetup,
+                    quantization: str) -> float | None:
+    """The hours `setup` would take if its step fit: only to compare a change that makes it fit against it
+    (never shown as the run's own time); None without a GPU or a dataset size."""
+    gpu = find_gpu(setup.gpu, price=setup.gpu_price) if setup.gpu else None
+    return _time(key, choice, count, setup, gpu=gpu, quantization=quantization, fits=True).hours
 
 
 def _fit(parts: Sizer, gpu: Gpu, memory: MemoryBreakdown) -> Fit:
     capacity = gpu.memory_bytes
-    return Fit(gpu.id, capacity, memory.device <= capacity, capacity - memory.device,
-               largest_batch(parts, capacity), {mode: _min_gpus(parts, mode, capacity) for mode in SHARDINGS})
+    batch = largest_batch(parts, capacity)
+    length = parts.setup.seq_len if batch > 0 else longest_sequence(parts, capacity)
+    gpus = {mode: n for mode in SHARDINGS if (n := _min_gpus(parts, mode, capacity)) is not None}
+    return Fit(gpu.id, capacity, memory.device <= capacity, capacity - memory.device, batch, gpus,
+               parts.setup.seq_len, length, "" if gpus else _why_no_gpus(parts, capacity))
 
 
 def largest_batch(parts: Sizer, capacity: int) -> int:
     """The largest micro-batch whose device peak fits (memory grows with the batch: exponential then binary
-    search over the fitted profile)."""
+    search over the fitted profile); 0 when not even one sequence fits."""
     if parts.breakdown(batch_size=1).device > capacity:
         return 0
     low, high = 1, 2
@@ -200,15 +262,31 @@ def largest_batch(parts: Sizer, capacity: int) -> int:
     return low
 
 
+def longest_sequence(parts: Sizer, capacity: int) -> int:
+    """The longest sequence (a multiple of 64 from 64 tokens, else exact) whose micro-batch-1 step fits; 0: none."""
+
+    def fits(length: int) -> bool:
+        return parts.breakdown(batch_size=1, setup=replace(parts.setup, seq_len=length)).device <= capacity
+
+    if not fits(1):
+        return 0
+    low, high = 1, parts.setup.seq_len
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if fits(mid) else (low, mid)
+    best = high if fits(high) else low
+    return best - best % 64 if best >= 64 else best
+
+
 def _min_gpus(parts: Sizer, mode: str, capacity: int) -> int | None:
-    """Fewest GPUs whose per-GPU device peak fits, at this micro-batch, under sharding `mode` (binary search)."""
+    """Fewest GPUs (up to MAX_GPUS) whose per-GPU device peak fits, at this micro-batch, under sharding `mode`
+    (binary search); None when even MAX_GPUS do not. Plain data parallelism ('none') never lowers the per-GPU
+    peak, so it fits on 1 GPU or not at all."""
     setup = parts.setup
     if mode == "none":
         single = replace(setup, gpus=1, sharding="none", offload="none")
         return 1 if parts.breakdown(setup=single).device <= capacity else None
-    keep = setup.offload if setup.offload != "params" or mode in ("zero3", "fsdp") else "optimizer"
-    offload = keep if setup.sharding != "none" else "none"
-    trial = replace(setup, gpus=2, sharding=mode, offload=offload)
+    trial = _sharded(setup, mode)
 
     def fits(n: int) -> bool:
         return parts.breakdown(setup=trial, gpus=n).device <= capacity
@@ -220,3 +298,22 @@ def _min_gpus(parts: Sizer, mode: str, capacity: int) -> int | None:
         mid = (low + high) // 2
         low, high = (low, mid) if fits(mid) else (mid + 1, high)
     return low
+
+
+def _sharded(setup: TrainingSetup, mode: str) -> TrainingSetup:
+    """The setup under sharding `mode`, keeping the user's offload where that mode supports it."""
+    keep = setup.offload if setup.offload != "params" or mode in ("zero3", "fsdp") else "optimizer"
+    return replace(setup, gpus=2, sharding=mode, offload=keep if setup.sharding != "none" else "none")
+
+
+def _why_no_gpus(parts: Sizer, capacity: int) -> str:
+    """Why no GPU count fits: what stays on each GPU at MAX_GPUS with ZeRO-3, and its largest part."""
+    at_cap = parts.breakdown(setup=_sharded(parts.setup, "zero3"), gpus=MAX_GPUS)
+    terms = {"weights": at_cap.weights, "gradients": at_cap.gradients, "optimizer states": at_cap.optimizer,
+             "activations": at_cap.activations, "temporaries": at_cap.temporaries}
+    largest = max(terms, key=lambda k: terms[k])
+    shorter = "lower the micro-batch or the sequence length"
+    fix = ((shorter if parts.setup.gradient_checkpointing else f"turn on gradient checkpointing or {shorter}")
+           if largest in ("activations", "temporaries") else "quantize the base weights or offload to the CPU")
+    return (f"even {MAX_GPUS} GPUs with ZeRO-3 leave {at_cap.device / GIB:.1f} GiB per GPU "
+            f"({terms[largest] / GIB:.1f} GiB of {largest}) against {capacity / GIB:.1f} GiB: {fix}")

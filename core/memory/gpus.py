@@ -2,7 +2,11 @@
 
 Memory is what `torch.cuda.get_device_properties(0).total_memory` reports (a little under the marketed size),
 TFLOPS are the vendors' dense (non-sparse) bf16 figures (fp16 for T4/V100, which lack bf16; GeForce cards with
-fp32 accumulation as PyTorch uses it). Prices are typical on-demand cloud rates in USD per GPU-hour and are
+fp32 accumulation as PyTorch uses it). `memory_gbs` is the datasheet memory bandwidth (GB/s, what the optimizer
+step is bound by) and `link_gbs` the GPU-to-GPU bandwidth per direction a collective gets inside one node
+(GB/s): NVLink's total over 2 for SXM parts and MI300X's Infinity Fabric (V100 300, A100 600, H100/H200 900,
+B200 1800 GB/s bidirectional), else the PCIe slot's x16 rate (Gen3 16, Gen4 32, Gen5 64 GB/s).
+Prices are typical on-demand cloud rates in USD per GPU-hour and are
 meant to be edited: change the CSV, or pass a price override. Names match forgivingly: case, spaces, dashes
 and a trailing 'GB' do not matter ('a100 80gb' is A100-80GB), and an unknown name lists the closest ids.
 """
@@ -32,11 +36,13 @@ class Gpu:
     memory_gib: float
     bf16_tflops: float
     usd_per_hour: float
+    memory_gbs: float
+    link_gbs: float
     aliases: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.memory_gib <= 0 or self.bf16_tflops <= 0 or self.usd_per_hour < 0:
-            raise ValueError(f"GPU {self.id}: memory and TFLOPS must be positive, price not negative")
+        if min(self.memory_gib, self.bf16_tflops, self.memory_gbs, self.link_gbs) <= 0 or self.usd_per_hour < 0:
+            raise ValueError(f"GPU {self.id}: memory, TFLOPS and bandwidths must be positive, price not negative")
 
     @property
     def memory_bytes(self) -> int:
@@ -61,6 +67,8 @@ def catalogue() -> dict[str, Gpu]:
             memory_gib=float(row["memory_gib"]),
             bf16_tflops=float(row["bf16_tflops"]),
             usd_per_hour=float(row["usd_per_hour"]),
+            memory_gbs=float(row["memory_gbs"]),
+            link_gbs=float(row["link_gbs"]),
             aliases=tuple(a.strip() for a in row["aliases"].split(";") if a.strip()),
         )
         for row in rows

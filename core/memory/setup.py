@@ -26,12 +26,15 @@ def _setting(default: object, help: str, *, choices: tuple[str, ...] = (), flag_
 
 @dataclass(frozen=True)
 class TrainingSetup:
-    """How the model is trained. `batch_size` is the micro-batch per GPU; `gpus` the data-parallel width.
+    """How the model is trained. `batch_size` is the micro-batch per GPU, `accumulation` how many micro-batches
+    make one optimizer step (memory sees one micro-batch, the optimizer and its communication one step), `gpus`
+    the data-parallel width.
 
     Each field declares its help and choices once: `core.cli._common.add_training_flags` builds the flags from
     them and `to_argv` writes a setup back as those flags (tested to round-trip)."""
 
     batch_size: int = _setting(1, "micro-batch per GPU")
+    accumulation: int = _setting(1, "gradient accumulation: micro-batches per optimizer step")
     seq_len: int = _setting(512, "tokens per sequence")
     precision: str = _setting("bf16-mixed", "bf16-mixed: fp32 trained weights, bf16 compute and frozen weights",
                               choices=PRECISIONS)
@@ -52,9 +55,10 @@ class TrainingSetup:
     quantization: str = _setting("auto", "base weights (auto: NF4 for qlora, none otherwise)", choices=QUANTIZATIONS)
 
     def __post_init__(self) -> None:
-        for flag, value in (("--batch-size", self.batch_size), ("--seq-len", self.seq_len), ("--gpus", self.gpus)):
+        for flag, value in (("--batch-size", self.batch_size), ("--seq-len", self.seq_len), ("--gpus", self.gpus),
+                            ("--accumulation", self.accumulation)):
             if not isinstance(value, int) or value <= 0:
-                example = 1 if flag == "--gpus" else 8
+                example = 1 if flag in ("--gpus", "--accumulation") else 8
                 raise InputError(f"{flag} {value} must be a positive integer, e.g. {flag} {example}")
         for flag, value, allowed in (
             ("--precision", self.precision, PRECISIONS),

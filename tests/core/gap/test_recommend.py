@@ -12,6 +12,7 @@ from core.errors import InputError
 from core.gap.model import GapModel, fit_gap_model
 from core.gap.recommend import MethodOption, Recommendation, RecommendRequest, recommend
 from core.models import ResolvedModel, resolve_model
+from core.registry import MethodChoice
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +53,41 @@ def test_peft_is_recommended_when_fft_does_not_fit(real_model: GapModel, qwen_mi
     assert _position(rec, "fft") == len(rec.options) - 1
     assert any("does not fit the budget, so a PEFT method is recommended" in line for line in rec.rationale)
     fixes = "\n".join(rec.make_fft_fit)
-    assert "ZeRO-3 (states sharded over GPUs): " in fixes and "x T4" in fixes
-    assert "ZeRO-3 with CPU offload" in fixes and "in CPU memory" in fixes
-    assert "QLoRA instead: fits" in fixes  # planned even though the request did not list QLoRA
-    assert "does not fit 1 x T4: needs" in fft.reason
+    assert rec.fft_advice is not None and rec.make_fft_fit == rec.fft_advice.lines()
+    assert "x T4" in fixes and "GiB per GPU of 14.7 GiB" in fixes
+    assert "switch to QLoRA" in fixes  # re-estimated even though the request did not list QLoRA
+    assert "does not fit 1 x T4: needs" in fft.reason and "no time or cost for a run that does not fit" in fft.reason
+    assert fft.plan.hours is None and "hours_per_task" not in fft.to_dict()["plan"]
+    # the guide's figure is the plan's, and its fix is the advice's cheapest change
+    guide = rec.guide[0]
+    assert f"FFT needs {fft.plan.per_gpu_bytes / 2**30:.1f} GiB per GPU" in guide and rec.make_fft_fit[0] in guide
+    for change in rec.fft_advice.changes:
+        assert change.peak_bytes <= change.gpu_memory
+
+
+def test_make_fft_fit_agrees_with_the_sharded_plan(real_model: GapModel, qwen_mid: ResolvedModel) -> None:
+    """Several GPUs: FFT is planned with ZeRO-3 over the budget, and what would make it fit starts from that
+    figure, never from the unsharded one."""
+    rec = _run(real_model, qwen_mid, gpu="t4", gpus=2, micro_batch=16, tokens_per_example=1024,
+               gradient_checkpointing=False)
+    fft = _option(rec, "fft")
+    assert fft.plan is not None and fft.plan.sharding == "zero3" and fft.plan.gpus == 2
+    assert rec.fft_advice is not None and rec.fft_advice.peak_bytes == fft.plan.per_gpu_bytes
+    assert "with ZeRO-3 over 2 GPUs" in rec.guide[0]
+    assert any(c.setup.sharding == "zero3" for c in rec.fft_advice.changes)
+    assert "gradient checkpointing off" in rec.notes[0] and "micro-batch 16 x 1024 tokens" in rec.notes[0]
+
+
+def test_lora_style_methods_compare_at_equal_settings(small_model: GapModel, qwen_small: ResolvedModel) -> None:
+    rec = _run(small_model, qwen_small, methods=("lora", "qlora", "ia3"), rank=16)
+    choices = {o.method: o.candidate.choice for o in rec.options if o.candidate is not None}
+    assert choices["lora"].rank == choices["qlora"].rank == 16
+    assert choices["lora"].targets == choices["qlora"].targets == "all-linear"
+    assert choices["qlora"].dropout == choices["lora"].dropout == 0.0
+    assert choices["ia3"] == MethodChoice("ia3")  # not LoRA-style: its own defaults
+    assert "r=16 on all-linear" in rec.notes[0] and "equal settings" in rec.notes[0]
+    own = RecommendRequest(task_type="code", train_examples=1000, model="gpt2", gpu="t4", equal_settings=False)
+    assert own.choice("qlora") == MethodChoice("qlora") and "settings differ" in own.settings_text()
 
 
 def test_fft_that_fits_needs_no_fixes(real_model: GapModel, qwen_small: ResolvedModel) -> None:
@@ -149,6 +181,9 @@ def test_the_guide_is_quantified(small_model: GapModel, qwen_small: ResolvedMode
         ({"priorities": dict.fromkeys(("accuracy", "cost", "robustness", "storage", "time"), 0.0)}, "at least one"),
         ({"methods": ("lorax",)}, "unknown method 'lorax'"),
         ({"methods": ("adapter",)}, "exist only as evidence"),
+        ({"mfu": 1.5}, "--mfu 1.5 must be in"),
+        ({"rank": 0}, "--rank 0 must be a positive integer"),
+        ({"precision": "fp8"}, "precision 'fp8' is not one of"),
     ],
 )
 def test_bad_requests_fail_in_one_line(kwargs: dict[str, object], message: str) -> None:

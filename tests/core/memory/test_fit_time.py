@@ -1,18 +1,20 @@
-"""GPU catalogue, fit (headroom, largest batch, fewest GPUs per sharding mode), FLOPs, time and cost."""
+"""GPU catalogue, fit (headroom, largest batch or length, fewest GPUs per sharding mode within the cap, or why
+none), FLOPs with recomputation, the step time (compute, optimizer, communication), time and cost."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
 
 from core.counting import count_parameters
 from core.errors import InputError
-from core.memory.budget import estimate_training, sizer
+from core.memory.budget import MAX_GPUS, estimate_training, sizer
 from core.memory.gpus import catalogue, find_gpu
 from core.memory.quantization import check_quantization
 from core.memory.setup import TrainingSetup
-from core.memory.throughput import flops_per_token
+from core.memory.throughput import communication_bytes, flops_per_token, recompute_flops_per_token, step_time
 from core.models import resolve_model
 from core.registry import MethodChoice
 from core.skeleton import SkeletonKey
@@ -63,9 +65,72 @@ def test_fewest_gpus_per_sharding_mode() -> None:
     fit = _estimate(key, choice, setup).fit
     assert fit is not None and not fit.fits
     gpus = fit.min_gpus
-    assert gpus["none"] is None
-    assert gpus["zero3"] is not None and gpus["zero3"] == gpus["fsdp"]
-    assert gpus["zero3"] <= (gpus["zero2"] or 10**9) <= (gpus["zero1"] or 10**9)
+    assert "none" not in gpus  # replicas do not lower the per-GPU peak
+    assert gpus["zero3"] == gpus["fsdp"] and gpus["zero3"] <= gpus.get("zero2", MAX_GPUS) <= gpus.get("zero1", MAX_GPUS)
+    fewest = min(gpus.values())
+    first = next(mode for mode in ("zero1", "zero2", "zero3") if gpus.get(mode) == fewest)  # the lightest stage
+    assert fit.fewest_gpus == (first, fewest) and f"{fewest} x A100-80GB with ZeRO-" in fit.fewest_text
+    parts = sizer(key, choice, count_parameters(key, choice), setup, "none")
+    n = gpus["zero3"]
+    sharded = replace(setup, gpus=2, sharding="zero3")
+    assert parts.breakdown(setup=sharded, gpus=n).device <= fit.gpu_memory
+    assert parts.breakdown(setup=sharded, gpus=n - 1).device > fit.gpu_memory
+
+
+def test_no_gpu_count_fits_says_why_within_the_cap() -> None:
+    key = SkeletonKey(resolve_model("llama-2-7b"), "causal-lm", 2)
+    setup = TrainingSetup(batch_size=64, seq_len=4096, gpu="T4")
+    lora = MethodChoice("lora")
+    fit = _estimate(key, lora, setup).fit
+    assert fit is not None and fit.min_gpus == {} and fit.max_batch_size == 0
+    assert fit.gpus_note.startswith(f"even {MAX_GPUS} GPUs with ZeRO-3 leave") and "activations" in fit.gpus_note
+    assert "gradient checkpointing" in fit.gpus_note
+    assert "not even 1 sequence of 4096 tokens fits; the longest that fits at micro-batch 1 is" in fit.batch_text
+    parts = sizer(key, lora, count_parameters(key, lora), setup, "none")
+    at = replace(setup, seq_len=fit.max_seq_len)
+    assert 0 < fit.max_seq_len < 4096 and parts.breakdown(batch_size=1, setup=at).device <= fit.gpu_memory
+    longer = replace(setup, seq_len=fit.max_seq_len + 64)
+    assert parts.breakdown(batch_size=1, setup=longer).device > fit.gpu_memory
+
+
+def test_checkpointing_adds_one_forward_of_recomputation() -> None:
+    fft = MethodChoice("fft")
+    n = count_parameters(KEY, fft)
+    plain = flops_per_token(fft, n, layers=30, width=576, seq_len=512)
+    again = flops_per_token(fft, n, layers=30, width=576, seq_len=512, checkpointing=True)
+    assert again - plain == recompute_flops_per_token(fft, n, layers=30, width=576, seq_len=512)
+    assert again / plain == pytest.approx(4 / 3)  # 8N instead of 6N, attention included the same way
+    setup = TrainingSetup(seq_len=512, gpu="H100", dataset_tokens=10**8)
+    off = _estimate(KEY, fft, setup).time
+    on = _estimate(KEY, fft, replace(setup, gradient_checkpointing=True)).time
+    assert on.hours is not None and off.hours is not None and on.step is not None and off.step is not None
+    assert on.step.compute_s == pytest.approx(off.step.compute_s * 4 / 3)
+    assert on.step.recompute_s == pytest.approx(off.step.compute_s / 3) and off.step.recompute_s == 0
+    assert on.step.optimizer_s == off.step.optimizer_s  # the optimizer step does not grow
+    assert on.hours > off.hours
+
+
+def test_communication_follows_the_sharding() -> None:
+    fft, lora = MethodChoice("fft"), MethodChoice("lora")
+    n, c = count_parameters(KEY, fft), count_parameters(KEY, lora)
+    ddp = TrainingSetup(gpus=8)
+    zero3 = TrainingSetup(gpus=8, sharding="zero3")
+    ring = 7 / 8
+    assert communication_bytes(n, TrainingSetup(), "none") == 0
+    assert communication_bytes(n, ddp, "none") == pytest.approx(ring * 2 * 4 * n.trainable_params)
+    # ZeRO-3: bf16 weights gathered twice, fp32 gradients reduce-scattered once
+    expected = ring * (2 * 2 * n.total_params + 4 * n.trainable_params)
+    assert communication_bytes(n, zero3, "none") == pytest.approx(expected)
+    # PEFT: DDP moves only the adapter's gradients, ZeRO-3 also gathers the frozen base
+    assert communication_bytes(c, ddp, "none") < communication_bytes(c, zero3, "none") / 100
+    h100, t4 = find_gpu("H100"), find_gpu("T4")
+    fast = step_time(1e9, 0, n, zero3, h100, quantization="none")
+    slow = step_time(1e9, 0, n, zero3, t4, quantization="none")
+    assert fast.communication_s == pytest.approx(expected / 450e9)
+    assert slow.communication_s / fast.communication_s == pytest.approx(450 / 16)
+    across = step_time(1e9, 0, n, replace(zero3, gpus=16), h100, quantization="none")
+    assert across.communication_s > fast.communication_s * 8  # beyond one node: the network's 50 GB/s
+    assert fast.seconds == pytest.approx(max(fast.compute_s, fast.communication_s) + fast.optimizer_s)
 
 
 def test_flops_per_token_full_backward_only_for_fft() -> None:
@@ -82,11 +147,25 @@ def test_time_and_cost() -> None:
     choice = MethodChoice("lora")
     setup = TrainingSetup(seq_len=512, gpus=2, gpu="H100", gpu_price=3.0, dataset_tokens=10**9, epochs=2, mfu=0.5)
     time = _estimate(KEY, choice, setup).time
-    expected = 2 * 10**9 * time.flops_per_token / (2 * 989e12 * 0.5) / 3600
-    assert time.hours == pytest.approx(expected)
-    assert time.usd == pytest.approx(expected * 2 * 3.0)
+    assert time.step is not None and time.steps == math.ceil(2 * 10**9 / 512 / 2)
+    assert time.step.compute_s == pytest.approx(512 * time.flops_per_token / (989e12 * 0.5))
+    assert time.step.optimizer_s > 0 and time.step.communication_s > 0 and time.step.recompute_s == 0
+    assert time.hours == pytest.approx(time.steps * time.step.seconds / 3600)
+    assert time.usd == pytest.approx(time.hours * 2 * 3.0)
+    assert time.to_dict()["mfu"] == 0.5
     no_gpu = _estimate(KEY, choice, replace(setup, gpu=None)).time
-    assert no_gpu.tokens == 2 * 10**9 and no_gpu.hours is None
+    assert no_gpu.tokens == 2 * 10**9 and no_gpu.hours is None and "no GPU" in no_gpu.note
+    assert "hours" not in no_gpu.to_dict() and "usd" not in no_gpu.to_dict()
+
+
+def test_no_time_or_cost_when_it_does_not_fit() -> None:
+    key = SkeletonKey(resolve_model("llama-2-7b"), "causal-lm", 2)
+    setup = TrainingSetup(seq_len=512, gpu="T4", dataset_tokens=10**8)
+    estimate = _estimate(key, MethodChoice("fft"), setup)
+    assert estimate.fit is not None and not estimate.fit.fits
+    time = estimate.time
+    assert time.hours is None and time.usd is None and time.note.startswith("does not fit 1 x T4")
+    assert set(time.to_dict()) == {"flops_per_token", "mfu", "tokens", "steps", "note"}
 
 
 def test_sharding_divides_states_and_gathers_one_block() -> None:
