@@ -246,7 +246,7 @@ fitting = [m for m in estimated if m.training.fit and m.training.fit.fits]
 st.subheader(f"{len(fitting)} of {len(report.methods)} methods fit on {n_gpus} x {gpu} ({capacity:.1f} GiB each)")
 st.caption(assumptions(setup, choices))
 if estimated:
-    frame = breakdown_frame([(m.label, m.training.memory.to_dict()) for m in estimated])
+    frame = breakdown_frame([(m.method, m.label, m.training.memory.to_dict()) for m in estimated])
     st.altair_chart(memory_bars(frame, capacity, gpu_spec.name), key="memory_chart")
 st.dataframe(pd.DataFrame(rows), hide_index=True, key="memory_table", column_config={
     "trainable share (%)": st.column_config.NumberColumn(format="%.4f"),

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app.charts import CAPACITY_COLOR, method_color
 from core import catalogue
 from core.registry import METHODS
 from core.uploads import store_config
@@ -43,6 +44,10 @@ def test_default_render(at: AppTest) -> None:
     assert not at.exception and not at.error
     assert "methods fit on 1 x A100-80GB" in at.subheader[0].value
     assert len(at.get("vega_lite_chart")) == 1
+    chart = at.get("vega_lite_chart")[0].proto
+    data = b"".join(d.data.data for d in chart.datasets)
+    assert CAPACITY_COLOR in chart.spec and b"NVIDIA A100 80GB SXM: 79.1 GiB" in data  # red, labelled capacity
+    assert method_color("lora") in chart.spec and b" GiB" in data  # each bar's peak, in the method's colour
     assert "python -m core estimate --model meta-llama/Llama-2-7b-hf" in at.code[0].value
     assumptions = next(c.value for c in at.caption if c.value.startswith("Assumptions:"))
     assert "PEFT methods on bf16 base weights with fp32 adapters" in assumptions
