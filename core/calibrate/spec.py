@@ -14,6 +14,7 @@ import torch
 
 from core.calibrate.data import Dataset, load_dataset, split, subset
 from core.calibrate.multigpu import SHARDING
+from core.calibrate.options import DEFAULT_METHODS, DEVICES, INITS  # noqa: F401 (DEFAULT_METHODS: for the page)
 from core.errors import InputError
 from core.memory.setup import ATTENTIONS, OPTIMIZERS, PRECISIONS, TrainingSetup
 from core.models import ResolvedModel, resolve_model
@@ -21,10 +22,7 @@ from core.registry import MethodChoice
 from core.skeleton import SkeletonKey, default_task, skeleton
 
 MODES: tuple[str, ...] = ("probe", "learn")
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
-INITS: tuple[str, ...] = ("random", "pretrained")
 DEFAULT_STEPS: dict[str, int] = {"probe": 3, "learn": 30}
-DEFAULT_METHODS = "fft,lora,ia3,prompt_tuning"
 WEIGHT_FILES: tuple[str, ...] = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                                  "pytorch_model.bin.index.json")
 BUNDLED_MODELS: dict[str, Path] = {"smollm2-mini": Path(__file__).resolve().parents[2] / "data" / "calibrate" /

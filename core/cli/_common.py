@@ -1,4 +1,7 @@
-"""Flags and rendering shared by sub-commands: model selection, method knobs, JSON and tables."""
+"""Flags and rendering shared by sub-commands: model selection, method knobs, JSON and tables.
+
+Imported by every sub-command's parser, so it imports only light modules (no torch, pandas or duckdb).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +13,8 @@ from dataclasses import fields
 from typing import Any
 
 from core.memory.setup import TrainingSetup
-from core.models import ResolvedModel, resolve_model
+from core.models import TASKS, ResolvedModel, resolve_model
 from core.registry import KNOBS, MethodChoice, choices_for, get_method, method_ids
-from core.skeleton import TASKS
 
 
 def add_model_flags(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -23,9 +25,9 @@ def add_model_flags(parser: argparse.ArgumentParser, *, required: bool = True) -
     parser.add_argument("--trust-remote-code", action="store_true", help="allow a model folder's own code")
 
 
-def add_method_flags(parser: argparse.ArgumentParser) -> None:
+def add_method_flags(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     parser.add_argument(
-        "--method", required=True, help=f"one of {', '.join(method_ids())}, a comma list of them, or 'all'"
+        "--method", required=required, help=f"one of {', '.join(method_ids())}, a comma list of them, or 'all'"
     )
     for knob in KNOBS.values():
         parser.add_argument(knob.cli_flag, type=knob.kind, help=knob.help)
@@ -68,7 +70,7 @@ def method_choices(args: argparse.Namespace) -> tuple[list[MethodChoice], bool]:
     return [MethodChoice(get_method(args.method).id, **given)], False
 
 
-def print_json(payload: dict[str, Any]) -> None:
+def print_json(payload: dict[str, Any] | list[dict[str, Any]]) -> None:
     json.dump(payload, sys.stdout, indent=2)
     sys.stdout.write("\n")
 

@@ -18,17 +18,19 @@ import sys
 from collections.abc import Sequence
 from importlib.util import find_spec
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.calibrate.multigpu import SHARDING, launch_command, shell, world_size, write_config
-from core.calibrate.runfolder import RunFolder, new_run_id, runs_dir
-from core.calibrate.runner import execute, store
-from core.calibrate.spec import DEFAULT_METHODS, DEVICES, INITS, CalibrationSpec, parse_sizes
-from core.calibrate.train import precision
+from core.calibrate.options import DEFAULT_METHODS, DEVICES, INITS
 from core.cli._common import add_model_flags, model_from_args, print_table
 from core.errors import InputError
 from core.memory.setup import ATTENTIONS, OPTIMIZERS, PRECISIONS
 from core.registry import KNOBS, METHODS, MethodChoice, get_method
 from core.units import human_bytes
+
+if TYPE_CHECKING:
+    from core.calibrate.runfolder import RunFolder
+    from core.calibrate.spec import CalibrationSpec
 
 # Flags of the launching process only; workers get the run folder explicitly (and see WORLD_SIZE > 1).
 _LAUNCH_ONLY = ("--dry-run", "--run-dir", "--ingest", "--no-ingest")
@@ -94,6 +96,8 @@ def parse_methods(text: str, args: argparse.Namespace) -> tuple[MethodChoice, ..
 
 
 def spec_from_args(args: argparse.Namespace) -> CalibrationSpec:
+    from core.calibrate.spec import CalibrationSpec, parse_sizes
+
     if args.spec is not None:
         return CalibrationSpec.read(args.spec)
     if not args.model:
@@ -126,6 +130,8 @@ def validate(argv: Sequence[str]) -> tuple[CalibrationSpec, str]:
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from core.calibrate.launcher import claim
+    from core.calibrate.runfolder import RunFolder, new_run_id, runs_dir
+    from core.calibrate.runner import execute
 
     spec = spec_from_args(args)
     folder = RunFolder(args.run_dir or runs_dir() / new_run_id())
@@ -161,6 +167,9 @@ def _launch_distributed(
     spec: CalibrationSpec, folder: RunFolder, argv: Sequence[str], *, dry_run: bool, ingest: bool
 ) -> int:
     """Write the accelerate config into the run folder and run (or print) `accelerate launch`."""
+    from core.calibrate.runner import store
+    from core.calibrate.train import precision
+
     if not dry_run:
         spec.runtime_device()  # enough GPUs?
         if spec.sharding != "fsdp" and find_spec("deepspeed") is None:

@@ -18,16 +18,16 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from core.cli._common import print_json
 from core.errors import InputError
-from core.gap.features import GapScenario
-from core.gap.forgetting import forgetting
-from core.gap.model import GapModel, GapPrediction, gap_model
-from core.gap.robustness import robustness
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from core.gap.features import GapScenario
+    from core.gap.model import GapModel, GapPrediction
 
 REQUIRED = ("id", "task_type", "method")
 OPTIONAL = ("base_params_b", "train_examples", "rank", "trainable_pct", "adversarial", "targets")
@@ -54,6 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.gap.features import GapScenario
+    from core.gap.forgetting import forgetting
+    from core.gap.model import gap_model
+    from core.gap.robustness import robustness
+
     if args.input or args.output:
         if not (args.input and args.output):
             raise InputError("batch mode needs both --input IN.csv and --output OUT.csv")
@@ -138,6 +143,8 @@ def _number(row: pd.Series, name: str, kind: type = float) -> Any:
 
 def read_batch(path: Path) -> pd.DataFrame:
     """The batch file as text cells; a missing file or missing required columns is an InputError (exit 2)."""
+    import pandas as pd
+
     if not path.is_file():
         raise InputError(f"no such input file: {path}")
     try:
@@ -156,6 +163,8 @@ def read_batch(path: Path) -> pd.DataFrame:
 
 def scenario_from_row(row: pd.Series) -> GapScenario:
     """The row as a scenario; every problem it has is reported at once."""
+    from core.gap.features import GapScenario
+
     problems = [f"{name} is blank" for name in ("task_type", "method") if not _cell(row, name)]
     numbers: dict[str, Any] = {}
     for name, kind in (("base_params_b", float), ("train_examples", float), ("rank", int), ("trainable_pct", float)):
@@ -181,6 +190,10 @@ def _read_as(prediction: GapPrediction) -> str:
 
 def predict_batch(frame: pd.DataFrame, model: GapModel) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """One output row per input row, and (id, problem) for every row that could not be predicted."""
+    import pandas as pd
+
+    from core.gap.robustness import robustness
+
     out = pd.DataFrame({c: pd.Series([""] * len(frame), dtype=object) for c in OUTPUT})
     out["id"] = [_cell(r, "id") for _, r in frame.iterrows()]
     problems: list[tuple[str, str]] = []
@@ -221,6 +234,8 @@ def predict_batch(frame: pd.DataFrame, model: GapModel) -> tuple[pd.DataFrame, l
 
 
 def run_batch(input_path: Path, output_path: Path) -> int:
+    from core.gap.model import gap_model
+
     frame = read_batch(input_path)
     out, problems = predict_batch(frame, gap_model())
     try:

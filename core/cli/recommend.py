@@ -7,12 +7,16 @@ Example: `python -m core recommend --task-type code --train-examples 100000 --mo
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from core.cli._common import print_json, print_table
 from core.errors import InputError
-from core.gap.recommend import PRIORITIES, Recommendation, RecommendRequest, recommend
+from core.gap.settings import PRIORITIES
 from core.memory.gpus import catalogue
 from core.units import human_bytes
+
+if TYPE_CHECKING:
+    from core.gap.recommend import Recommendation
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,6 +61,8 @@ def parse_priorities(items: list[str]) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.gap.recommend import RecommendRequest, recommend
+
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else ()
     request = RecommendRequest(
         task_type=args.task_type.strip().lower(),
@@ -95,9 +101,10 @@ def render(result: Recommendation) -> None:
         gap = "0 (reference)" if c.gap is None else f"{c.gap.mean:+.1f} [{c.gap.low:+.1f}, {c.gap.high:+.1f}]"
         p_fft = "" if c.gap is None else f"{c.gap.p_fft_better:.0%}"
         pairs = "reference" if c.gap is None else str(c.reported)
+        hours, usd = c.plan.hours, c.plan.dollars  # absent for a plan that does not fit
         rows.append([str(i), o.label, "yes" if o.fits else "no", f"{o.score:.2f}", gap, p_fft, pairs,
-                     f"{req.tasks * c.plan.hours:.1f}", f"{req.tasks * c.plan.dollars:,.0f}",
-                     human_bytes(c.storage_bytes)])  # fmt: skip
+                     "does not fit" if hours is None else f"{req.tasks * hours:.1f}",
+                     "" if usd is None else f"{req.tasks * usd:,.0f}", human_bytes(c.storage_bytes)])  # fmt: skip
     print_table(["#", "method", "fits", "score", "gap, points [80%]", "P(FFT > +1)", "own pairs", "hours", "USD",
                  "storage"], rows)  # fmt: skip
     if result.best_peft is not None:
@@ -105,6 +112,9 @@ def render(result: Recommendation) -> None:
     _section("why each", [o.reason for o in result.options])
     _section("recommendation", result.rationale, bullet=" ")
     _section("to make full fine-tuning fit", result.make_fft_fit)
+    _section(f"to make {result.best_peft.label if result.best_peft else 'PEFT'} fit",
+             [] if result.peft_advice is None else result.peft_advice.lines())
+    print(f"\nassumptions: {req.settings_text()}")
     _section("selection guide, from these estimates", result.guide)
     for line in result.notes:
         print(f"note: {line}")

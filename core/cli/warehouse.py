@@ -1,4 +1,5 @@
-"""`python -m core warehouse init | import FILE | export TABLE FILE | publish ROOT | ingest FOLDER | stats`.
+"""`python -m core warehouse` with one of: `init`, `import FILE`, `export TABLE FILE`, `publish ROOT`, `ingest FOLDER`,
+`stats`.
 
 The warehouse location follows `--path`, else `TUNEWISE_WAREHOUSE`, else the user's data directory;
 `TUNEWISE_READ_ONLY=1` makes every writing command fail with a clear message. Any number of these commands
@@ -14,9 +15,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from core.warehouse import ImportRejectedError, Warehouse, open_warehouse
-from core.warehouse.queries import method_counts
+if TYPE_CHECKING:
+    from core.warehouse import Warehouse
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +28,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _open(args: argparse.Namespace) -> Warehouse:
+    from core.warehouse import open_warehouse
+
     return open_warehouse(args.path, wait_s=args.wait)
 
 
@@ -42,6 +46,8 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from core.warehouse import ImportRejectedError
+
     with _open(args) as wh:
         try:
             report = wh.import_file(Path(args.file), max_mb=args.max_mb)
@@ -78,6 +84,8 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
+    from core.warehouse.queries import method_counts
+
     with _open(args) as wh:
         stats = wh.stats()
         if args.json:
