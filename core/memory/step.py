@@ -50,10 +50,13 @@ class StepSpec:
     checkpointing: bool
     quantization: str
     kernels: str = "cuda"
+    reentrant: bool = False  # checkpointing through torch's reentrant autograd.Function (use_reentrant=True)
 
     def __post_init__(self) -> None:
         if self.kernels not in ("cuda", "cpu"):
             raise ValueError(f"kernels must be cuda or cpu, not {self.kernels!r}")
+        if self.reentrant and not self.checkpointing:
+            raise ValueError("reentrant checkpointing needs checkpointing on")
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -102,7 +105,7 @@ class TracedModel:
                               for p in quantized()}
                 model.train()
                 if spec.checkpointing:
-                    _enable_checkpointing(model)
+                    _enable_checkpointing(model, reentrant=spec.reentrant)
                 self.trained = [p for p in model.parameters() if p.requires_grad]
                 self.optimizer = _optimizer(spec.optimizer, self.trained)
                 _warm_optimizer(self.optimizer, self.trained)
@@ -257,10 +260,14 @@ def _storage_key(tensor: torch.Tensor) -> int:
     return tensor.untyped_storage()._cdata
 
 
-def _enable_checkpointing(model: nn.Module) -> None:
-    """Non-reentrant activation checkpointing per block, transformers' default (`use_reentrant=False`)."""
+def _enable_checkpointing(model: nn.Module, *, reentrant: bool) -> None:
+    """Activation checkpointing per block as transformers applies it: non-reentrant (its default) or reentrant
+    (torch's `CheckpointFunction`, which recomputes the whole block inside backward and sees no gradient unless
+    its input requires one: with frozen embeddings peft and HF Trainer call `enable_input_require_grads`)."""
     target = model.get_base_model() if hasattr(model, "get_base_model") else model
-    target.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    target.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": reentrant})
+    if reentrant and not target.get_input_embeddings().weight.requires_grad:
+        target.enable_input_require_grads()
 
 
 def _optimizer(name: str, params: list[nn.Parameter]) -> torch.optim.Optimizer:

@@ -122,3 +122,18 @@ def test_profiles_are_cached_on_disk_and_a_broken_entry_is_traced_again(
     entries[0].write_bytes(b"not an npz file")
     np.testing.assert_array_equal(StepProfile(key, choice, SPEC).phase_peaks(4, 32).bytes, first)
     assert cache.entry_key(key, choice, replace(SPEC, optimizer="sgd")) != entries[0].stem
+
+
+@pytest.mark.parametrize("method", ["fft", "lora"])
+def test_reentrant_checkpointing_recomputes_inside_backward_and_still_reaches_every_gradient(method: str) -> None:
+    key = _tiny()
+    peaks = {}
+    for reentrant in (False, True):
+        spec = replace(SPEC, checkpointing=True, reentrant=reentrant)
+        timeline = trace_step(key, MethodChoice(method), spec, batch_size=4, seq_len=64, keep_blocks=None)
+        peaks[reentrant] = _phase_peaks(timeline.live.astype(float), timeline.phase).bytes
+    clip, backward, gradients = PHASES.index("clip"), PHASES.index("backward"), CATEGORIES.index("gradients")
+    assert peaks[True][clip, gradients] == peaks[False][clip, gradients] > 0  # frozen embeddings: input grads on
+    assert peaks[True][backward].sum() >= peaks[False][backward].sum()
+    with pytest.raises(ValueError, match="needs checkpointing"):
+        replace(SPEC, checkpointing=False, reentrant=True)
