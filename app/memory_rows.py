@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import streamlit as st
+
+from core.advice import Advice, dollars, duration, make_it_fit
 from core.calibrate.recalibrate import Calibration, calibrate
 from core.estimate import EstimateReport, MethodEstimate
 from core.memory.gpus import Gpu
+from core.memory.setup import TrainingSetup
 from core.models import ResolvedModel
-from core.registry import METHODS
+from core.registry import METHODS, MethodChoice
+from core.scenario import Scenario
 from core.units import GIB
 
 NOT_ESTIMATED = "no memory figure"
@@ -75,3 +80,25 @@ def gpu_row(gpu: Gpu, m: MethodEstimate) -> dict[str, Any] | None:
         "fits": "yes" if fit.fits else "no", "largest micro-batch": fit.batch_text, "fewest GPUs": fit.fewest_text,
         "hours": hours, "cost ($)": usd, "$ per GPU-hour": gpu.usd_per_hour,
     }
+
+
+@st.cache_data(show_spinner="Looking for the cheapest changes that make it fit...", max_entries=128)
+def cached_advice(_model: ResolvedModel, choice: MethodChoice, setup: TrainingSetup, model_key: str) -> Advice:
+    """make_it_fit for one method that does not fit (each change re-estimated by the engine); keyed on the config."""
+    del model_key
+    return make_it_fit(Scenario(_model, (choice,), training=setup).skeleton_key, choice, setup)
+
+
+def advice_rows(advice: Advice) -> list[dict[str, Any]]:
+    """One row per change, cheapest first: what to change, the method it gives, its device peak, time and cost."""
+    rows = []
+    for change in advice.changes:
+        if change.hours is None or change.usd is None:
+            time = cost = "no time without a dataset size"
+        else:
+            ratio = "" if change.time_ratio is None else f" ({100 * (change.time_ratio - 1):+.0f}% time)"
+            time, cost = duration(change.hours) + ratio, dollars(change.usd)
+        rows.append({"change": change.what, "method": change.label, "GPUs": f"{change.gpus} x {change.setup.gpu}",
+                     "peak, device (GiB)": change.peak_bytes / GIB, "GPU memory (GiB)": change.gpu_memory / GIB,
+                     "time": time, "cost": cost})
+    return rows

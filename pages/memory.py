@@ -15,7 +15,24 @@ import streamlit as st
 
 from app.charts_memory import breakdown_frame, memory_bars
 from app.estimates import estimate_for
-from app.memory_rows import gpu_row, method_rows
+from app.memory_inputs import (
+    DEFAULT_METHODS,
+    EQUAL,
+    FIELD_LABELS,
+    KNOB_CHOICES,
+    KNOB_MODES,
+    LABELS,
+    MAX_KNOB,
+    NUMBERS,
+    OWN,
+    START,
+    assumptions,
+    differences,
+    knob_label,
+    shared_default,
+    spread,
+)
+from app.memory_rows import advice_rows, cached_advice, gpu_row, method_rows
 from app.models import model_picker
 from app.resources import cached_calibration, data_version
 from app.state import mirror, parse_bool, seed, seed_list, share_link
@@ -23,98 +40,9 @@ from app.widgets import plain_words
 from core.errors import InputError
 from core.memory.gpus import catalogue as gpu_catalogue
 from core.memory.setup import ATTENTIONS, OFFLOADS, OPTIMIZERS, PRECISIONS, QUANTIZATIONS, SHARDINGS, TrainingSetup
-from core.registry import ADAPTER_DTYPES, ALL_LINEAR, KNOBS, METHODS, MethodChoice, choices_for, method_ids
+from core.registry import ALL_LINEAR, KNOBS, METHODS, choices_for, method_ids
 from core.scenario import Scenario
-
-DEFAULT_METHODS = ("fft", "lora", "qlora", "dora", "ia3", "prefix_tuning")
-# The page's starting scenario; every other setting is TrainingSetup's own default.
-START = TrainingSetup(batch_size=4, seq_len=1024, gpu="A100-80GB", dataset_tokens=50_000_000, epochs=3.0)
-EQUAL, OWN = "equal", "own"
-KNOB_MODES = {EQUAL: "Same settings for every method", OWN: "Each method's own defaults (as published)"}
-KNOB_CHOICES: dict[str, tuple[str, ...]] = {"adapter_dtype": ADAPTER_DTYPES}
-MAX_KNOB = 1_000_000
-# (label, low, high) of the setup's number inputs; the same bounds check a link's values.
-NUMBERS: dict[str, tuple[str, float, float]] = {
-    "batch": ("Micro-batch per GPU", 1, 4096),
-    "seq": ("Sequence length (tokens)", 1, 1_048_576),
-    "gpus": ("GPUs", 1, 4096),
-    "train_tokens": ("Training tokens (for time and cost)", 1, 10**13),
-    "epochs": ("Epochs", 0.1, 1000.0),
-    "mfu": ("Model-FLOPs utilisation (MFU, 0-1)", 0.01, 1.0),
-}
-# The setup fields behind the page's inputs, so engine messages name the page's labels, not CLI flags.
-FIELD_LABELS = {
-    "batch_size": NUMBERS["batch"][0], "seq_len": NUMBERS["seq"][0], "gpus": NUMBERS["gpus"][0],
-    "dataset_tokens": NUMBERS["train_tokens"][0], "epochs": NUMBERS["epochs"][0], "mfu": NUMBERS["mfu"][0],
-    "precision": "Precision", "optimizer": "Optimizer", "attention": "Attention", "sharding": "Sharding",
-    "offload": "Offload", "gpu": "GPU", "gpu_price": "Price ($ per GPU-hour)", "quantization": "Base quantization",
-    "gradient_checkpointing": "Gradient checkpointing",
-}
-
-
-def knob_label(name: str) -> str:
-    return name.replace("_", " ").capitalize()
-
-
-LABELS = {"--" + f.replace("_", "-"): label for f, label in FIELD_LABELS.items()}
-LABELS |= {knob.cli_flag: knob_label(name) for name, knob in KNOBS.items()}
-
-
-def shared_default(name: str) -> Any:
-    """The value a knob starts at when every method shares it: the registry default of the first method (in
-    registry order) that takes it; None (each method derives it) where a method scales it from another knob."""
-    if any(name in METHODS[m].scaled_defaults for m in method_ids()):
-        return None
-    return next(METHODS[m].defaults[name] for m in method_ids() if name in METHODS[m].defaults)
-
-
-def shown(value: Any) -> str:
-    if value is None:
-        return "peft's default for the model"
-    return ",".join(value) if isinstance(value, tuple) else f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def differences(ours: tuple[MethodChoice, ...], own: tuple[MethodChoice, ...]) -> list[str]:
-    """Per method, the knobs where the compared settings differ from the method's registry defaults."""
-    lines = []
-    for mine, theirs in zip(ours, own, strict=True):
-        changed = [f"{knob_label(k)} {shown(v)}" for k, v in theirs.knob_values().items()
-                   if mine.knob_values()[k] != v]
-        if changed:
-            lines.append(f"{theirs.spec.name}: {', '.join(changed)}")
-    return lines
-
-
-def spread(own: tuple[MethodChoice, ...]) -> list[str]:
-    """The knobs whose value differs between the compared methods, with each method's value."""
-    lines = []
-    for name in KNOBS:
-        values = {c.spec.name: c.knob_values()[name] for c in own if name in c.spec.defaults}
-        if len(set(map(shown, values.values()))) > 1:
-            lines.append(f"{knob_label(name)}: " + ", ".join(f"{m} {shown(v)}" for m, v in values.items()))
-    return lines
-
-
-def assumptions(setup: TrainingSetup, choices: tuple[MethodChoice, ...]) -> str:
-    """The settings every figure below depends on, in one line."""
-    peft = [c for c in choices if c.spec.is_peft]
-    full = [c for c in choices if not c.spec.is_peft]
-    parts = []
-    if peft:
-        dtypes = sorted({c.adapter_dtype for c in peft if c.adapter_dtype})
-        parts.append(f"PEFT methods on {setup.compute_dtype} base weights with {'/'.join(dtypes) or 'fp32'} "
-                     f"adapters (base quantization: {setup.quantization}; auto = 4-bit NF4 for QLoRA)")
-    if full:
-        master = " with fp32 master weights" if setup.mixed else ""
-        parts.append(f"{', '.join(c.spec.name for c in full)} in {setup.precision}{master}")
-    ckpt = "on (about a third more compute)" if setup.gradient_checkpointing else "off"
-    parts.append(f"micro-batch {setup.batch_size} x {setup.seq_len:,} tokens per GPU, gradient checkpointing {ckpt}, "
-                 f"{setup.optimizer}, {setup.attention} attention, {setup.gpus} GPU(s), sharding {setup.sharding}, "
-                 f"offload {setup.offload}")
-    parts.append(f"time and cost: {setup.epochs:g} epoch(s) over {setup.dataset_tokens:,} tokens at "
-                 f"{setup.mfu:.0%} MFU")
-    return "Assumptions: " + "; ".join(parts) + "."
-
+from core.units import GIB
 
 st.title("Memory fit")
 st.caption("Peak memory per GPU over one traced training step (forward, backward, clipping, optimizer step), split "
@@ -255,6 +183,26 @@ st.dataframe(pd.DataFrame(rows), hide_index=True, key="memory_table", column_con
     "peak, allocated (GiB)": st.column_config.NumberColumn(format="%.2f"),
     "headroom (GiB)": st.column_config.NumberColumn(format="%+.2f"),
 })
+
+not_fitting = [(c, m) for c, m in zip(choices, report.methods, strict=True)
+               if m.training is not None and m.training.fit is not None and not m.training.fit.fits]
+if not_fitting:
+    st.subheader("What would make it fit")
+    st.caption(f"For each method that does not fit {n_gpus} x {gpu}: the cheapest changes that do, each re-estimated "
+               "(changes that keep the method first, then by cost, time and peak).")
+for choice, m in not_fitting:
+    try:
+        advice = cached_advice(model, choice, setup, model.config_json)
+    except InputError as exc:
+        st.error(plain_words(str(exc), LABELS))
+        continue
+    st.markdown(f"**{m.label}** needs {m.training.memory.device / GIB:.1f} GiB per GPU of {capacity:.1f} GiB")
+    if advice.changes:
+        st.dataframe(pd.DataFrame(advice_rows(advice)), hide_index=True, key=f"advice_{choice.method}",
+                     column_config={"peak, device (GiB)": st.column_config.NumberColumn(format="%.1f"),
+                                    "GPU memory (GiB)": st.column_config.NumberColumn(format="%.1f")})
+    else:
+        st.info(plain_words(advice.note, LABELS))
 
 st.subheader("Compare GPUs")
 compare = st.selectbox("Method to compare across GPUs", [m.method for m in estimated] or methods,

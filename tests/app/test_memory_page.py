@@ -74,11 +74,16 @@ def test_zero3_across_gpus_makes_fft_fit(at: AppTest) -> None:
     assert row["hours"].startswith("does not fit") and row["cost ($)"].startswith("does not fit")
     assert "ZeRO-3" in row["fewest GPUs"] or "FSDP" in row["fewest GPUs"]
     assert not _table(at).isna().any().any()
+    assert any(h.value == "What would make it fit" for h in at.subheader)
+    advice = at.dataframe[1].value  # the method table, then FFT's changes
+    assert len(advice) >= 1 and not advice.isna().any().any()
+    assert (advice["peak, device (GiB)"] <= advice["GPU memory (GiB)"]).all()  # every change offered fits
     at.number_input(key="gpus").set_value(4).run()
     at.selectbox(key="sharding").set_value("zero3").run()
     assert not at.error
     assert _table(at)["fits"].iloc[0] == "yes"
     assert float(_table(at)["hours"].iloc[0]) > 0
+    assert not any(h.value == "What would make it fit" for h in at.subheader)
     assert at.query_params["sharding"] in ("zero3", ["zero3"])
 
 
