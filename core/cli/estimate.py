@@ -128,7 +128,7 @@ def payload(report: EstimateReport, several: bool) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class BatchRow:
-    """One checked row of a batch file: its number (1 = the first row under the header) and its scenario."""
+    """One checked row of a batch file: its number (row n is line n + 1, under the header) and its scenario."""
 
     number: int
     scenario: Scenario
@@ -145,8 +145,9 @@ def scenario_columns(parser: argparse.ArgumentParser) -> dict[str, argparse.Acti
             if action.option_strings and action.dest not in _NOT_COLUMNS}  # fmt: skip
 
 
-def read_rows(path: Path, columns: dict[str, argparse.Action]) -> tuple[list[str], list[dict[str, str]]]:
-    """The header's column names (as flag dests) and the rows as text cells; a bad file or header is an InputError."""
+def read_rows(path: Path, columns: dict[str, argparse.Action]) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header's column names (as flag dests) and the rows as (number, text cells): row n is line n + 1 of the
+    file (blank lines are skipped but keep their number). A bad file or header is an InputError."""
     if not path.is_file():
         raise InputError(f"no such input file: {path}; give a CSV with one scenario per row")
     try:
@@ -167,11 +168,13 @@ def read_rows(path: Path, columns: dict[str, argparse.Action]) -> tuple[list[str
     if repeated:
         raise InputError(f"{path}: column {repeated[0]!r} appears twice; keep one")
     rows = []
-    for number, cells in enumerate((c for c in lines if any(cell.strip() for cell in c)), start=1):
+    for number, cells in enumerate(lines, start=1):
+        if not any(cell.strip() for cell in cells):
+            continue
         if len(cells) > len(names):
             raise InputError(f"row {number}: {len(cells)} cells but the header names {len(names)} columns; "
                              "quote cells that contain commas, e.g. \"lora,qlora\"")
-        rows.append({name: cell.strip() for name, cell in zip(names, cells, strict=False)})
+        rows.append((number, {name: cell.strip() for name, cell in zip(names, cells, strict=False)}))
     if not rows:
         raise InputError(f"{path} has a header but no rows: add one scenario per line")
     return names, rows
@@ -219,7 +222,7 @@ def run_batch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     columns = scenario_columns(parser)
     _, rows = read_rows(args.input, columns)
-    checked = [check_row(number, row, args, columns) for number, row in enumerate(rows, start=1)]
+    checked = [check_row(number, row, args, columns) for number, row in rows]
     reports = []
     for item in checked:
         try:

@@ -59,6 +59,7 @@ def test_text_is_one_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         ("model,method,gradient_checkpointing\ngpt2,lora,maybe\n", "row 1, column gradient_checkpointing: 'maybe' is"),
         (HEADER + "gpt2,lora,2,128,T4,extra\n", "row 1: 6 cells but the header names 5 columns"),
         (HEADER, "has a header but no rows"),
+        (HEADER + "gpt2,lora,2,128,T4\n\ngpt2,lora,0,128,T4\n", "row 3, column batch_size: --batch-size 0 must be"),
         ("", "is empty"),
         # row 1 is estimated, then row 2 fails in the engine: still nothing printed but the one line
         ("model,method,rank\ngpt2,lora,4\ngpt2,lora,5000\n", "row 2, column rank: --rank 5000 is larger than"),

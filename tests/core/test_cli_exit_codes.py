@@ -92,7 +92,7 @@ def test_example_estimate_scenarios_all_check() -> None:
     base = parser.parse_args(["--input", str(path)])
     columns = estimate_cli.scenario_columns(parser)
     _, rows = estimate_cli.read_rows(path, columns)
-    checked = [estimate_cli.check_row(n, row, base, columns) for n, row in enumerate(rows, start=1)]
+    checked = [estimate_cli.check_row(n, row, base, columns) for n, row in rows]
     assert [c.number for c in checked] == [1, 2, 3, 4, 5]
     assert {c.scenario.model.name for c in checked} == {"meta-llama/Llama-2-7b-hf", "FacebookAI/roberta-base"}
     assert checked[3].scenario.training.sharding == "zero3" and checked[3].scenario.training.gpus == 8
