@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from dataclasses import replace
+
 import streamlit as st
 
 from app.charts import gap_against
-from app.estimates import estimate_for
+from app.estimates import comparison_table, recommendation_for
 from app.models import model_picker
 from app.resources import cached_pairs, data_version, warehouse
 from app.state import mirror, seed
 from core.errors import InputError
-from core.gap import GapScenario, gap_model
-from core.memory.setup import TrainingSetup
-from core.registry import FAMILIES, METHODS, MethodChoice, choices_for, method_ids
-from core.units import GIB, human_bytes, human_count
+from core.gap import gap_model
+from core.gap.recommend import RecommendRequest
+from core.registry import FAMILIES, METHODS, method_ids
 from core.warehouse import Filters
 
 COMPARED = ("fft", "lora", "qlora")
 TASKS = 10
+GUIDE_GPU = "A100-80GB"
+GUIDE_EXAMPLES = 50_000
 
 st.title("Guide")
 st.markdown(
@@ -82,42 +84,16 @@ with right:
         st.caption(f"{len(sized)} pairs. The claim predicts the gap falls below zero as data grows.")
 
 st.header("The seed paper's comparison, with TuneWise's numbers")
+request = RecommendRequest(task_type=task, train_examples=GUIDE_EXAMPLES, model="gpt2", gpu=GUIDE_GPU, tasks=TASKS,
+                           methods=COMPARED, tokens_per_example=1024)
 st.caption("The paper compares PEFT and FFT on resources, accuracy, training time, memory, multi-task use and cost. "
-           "Here each cell is TuneWise's own estimate for the model you pick: one A100-80GB, micro-batch 4 x 1024 "
-           "tokens, bf16 mixed precision, AdamW, 50M training tokens x 3 epochs, 10 tasks.")
+           "Here each cell is the recommender's own estimate for the model you pick, for "
+           f"{TASKS} tasks on one {GUIDE_GPU}: {request.settings_text()}.")
 try:
     model = model_picker()
-    setup = TrainingSetup(batch_size=4, seq_len=1024, gpu="A100-80GB", dataset_tokens=50_000_000, epochs=3.0)
-    report = estimate_for(model, choices_for(COMPARED), setup)
+    result = recommendation_for(replace(request, model=model.name), model, warehouse(), version)
 except InputError as exc:
     st.error(str(exc))
     st.stop()
-gaps = gap_model(warehouse())
-table: dict[str, dict[str, str]] = {}
-for m in report.methods:
-    if m.count is None or m.training is None:
-        table[m.label] = {"Note": m.error or m.memory_error}
-        continue
-    if m.method == "fft":
-        accuracy = "the reference"
-    else:
-        gap = gaps.predict(GapScenario(task, m.method, base_params_b=m.count.total_params / 1e9,
-                                       rank=MethodChoice(m.method).rank,
-                                       trainable_pct=100 * m.count.trainable_share))
-        accuracy = (f"{gap.mean:+.1f} points [{gap.low:+.1f}, {gap.high:+.1f}] ({gap.verdict}; P(FFT ahead by > 1) "
-                    f"{gap.p_fft_better:.0%}; {gap.n_evidence} {gap.evidence_basis})")
-    fft_bytes = next(x.count.adapter_bytes for x in report.methods if x.method == "fft" and x.count)
-    storage = TASKS * m.count.adapter_bytes + (0 if m.method == "fft" else fft_bytes)
-    fit = m.training.fit
-    table[m.label] = {
-        "Resources: trainable parameters": f"{human_count(m.count.trainable_params)} "
-                                           f"({100 * m.count.trainable_share:.3f}%)",
-        f"Accuracy on {task} (gap to FFT, 80% interval)": accuracy,
-        "Training time (1 GPU)": f"{m.training.time.hours:.1f} h" if m.training.time.hours is not None else "n/a",
-        "Memory per GPU (peak)": f"{m.training.memory.total / GIB:.1f} GiB" + ("" if fit is None or fit.fits
-                                                                              else " (does not fit)"),
-        f"Multi-task: storage for {TASKS} tasks": human_bytes(storage),
-        "Cost (1 GPU, on-demand)": f"${m.training.time.usd:,.0f}" if m.training.time.usd is not None else "n/a",
-    }
-st.dataframe(pd.DataFrame(table), key="guide_comparison")
-st.caption(f"Expected gaps for a paper the evidence has not seen: {gaps.heldout_summary()}.")
+st.dataframe(comparison_table(result), key="guide_comparison")
+st.caption(f"Expected gaps for a paper the evidence has not seen: {gap_model(warehouse()).heldout_summary()}.")
