@@ -13,13 +13,10 @@ from core.memory.accuracy import VARIANTS, Case, covering_matrix, run_case
 from core.registry import candidate_ids
 
 TOLERANCE = 3.0  # percent of the probe's bytes
-# Known gaps (README, Accuracy), held to a loose bound so that they cannot grow unseen:
-# T5 (its encoder-decoder keeps tensors alive that autograd does not save, or the reverse, per adapter);
-# AdaLoRA (on real weights peft leaves its `ranknum` trainable, on the meta device it does not, so the real run
-# saves fp32 products the trace does not); DoRA on GPT-2's Conv1D.
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    ("t5", "*"): "T5", ("*", "adalora"): "AdaLoRA's ranknum", ("gpt2", "dora"): "DoRA on Conv1D"}
-LOOSE = 35.0
+# Known gap (README, Accuracy), held to a loose bound so that it cannot grow unseen: DoRA on GPT-2's Conv1D in
+# fp32, where the real forward keeps each fused QKV weight's update alive and the fake trace frees it.
+KNOWN_GAPS: dict[tuple[str, str], str] = {("gpt2", "dora"): "DoRA on Conv1D"}
+LOOSE = 20.0
 _CASES = [*(c for c in covering_matrix(per_pair=1) if c.method in candidate_ids() or c.family in ("llama", "t5")),
           *(Case(f, m, *v) for f in ("llama", "gpt2") for m in ("fft", "lora", "qlora") for v in VARIANTS)]
 
