@@ -1,5 +1,8 @@
 """Streamlit entry: `streamlit run app/main.py`. Builds the navigation; each page is a thin script in pages/.
 
+On a process's first visits, a skeleton (the page's title and the warm-up step running) shows within a moment
+while app/warmup.py's background thread imports the engine and opens the warehouse; the page then renders.
+
 Every page runs inside one guard: bad input (`InputError`, e.g. a busy or read-only warehouse) shows its own
 line; anything unexpected shows one line with a reference while the traceback goes to the server log only
 (`client.showErrorDetails = "none"` in .streamlit/config.toml covers what escapes even this, e.g. fragments).
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app.warmup import start as start_warmup
 from core.errors import InputError
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
@@ -30,6 +34,16 @@ navigation = st.navigation(
 )
 st.sidebar.caption("TuneWise: PEFT or full fine-tuning, with the evidence. Counts from peft on the meta device; "
                    "memory from each method's real mechanism; gaps from published FFT-vs-PEFT pairs.")
+warmup = start_warmup()
+if not warmup.ready.is_set():
+    skeleton = st.empty()
+    with skeleton.container():
+        st.title(navigation.title)
+        status = st.empty()
+        while not warmup.ready.wait(0.2):
+            status.info(f"Starting up after a server restart: {warmup.step}... (only the first visit waits)",
+                        icon=":material/hourglass_top:")
+    skeleton.empty()
 try:
     navigation.run()
 except InputError as exc:

@@ -92,9 +92,12 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     context.close()
 
 
-def wait_for_app(page: Page) -> None:
-    """Wait until Streamlit has finished the current run (no 'running' status widget)."""
+def wait_for_app(page: Page, timeout_ms: float = 90_000) -> None:
+    """Wait until Streamlit has finished the current run: its script state is back to `notRunning` (what the
+    frontend sets on the app root once the run's last element arrived) and no 'running' status widget shows."""
     page.wait_for_selector('[data-testid="stApp"]')
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000
+        "() => document.querySelector('[data-testid=\"stApp\"]').getAttribute('data-test-script-state')"
+        " === 'notRunning' && !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        timeout=timeout_ms,
     )
