@@ -13,6 +13,7 @@ from core.cli._common import print_json, print_table
 from core.errors import InputError
 from core.gap.settings import PRIORITIES
 from core.memory.gpus import catalogue
+from core.memory.setup import PRECISIONS
 from core.units import human_bytes
 
 if TYPE_CHECKING:
@@ -41,6 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--usd-per-gpu-hour", type=float, help="your price per GPU-hour (default: an assumed list price)"
     )
+    # The recommender's own defaults (core.gap.recommend.RecommendRequest) apply to every flag left out.
+    parser.add_argument("--precision", choices=PRECISIONS, help="training precision (default bf16-mixed)")
+    parser.add_argument("--mfu", type=float, help="model-FLOPs utilisation for time and cost (default 0.4)")
+    parser.add_argument("--rank", type=int, help="rank every LoRA-style method shares (default: LoRA's, 8)")
+    parser.add_argument("--targets", help="modules every LoRA-style method adapts (default all-linear)")
+    parser.add_argument("--own-defaults", action="store_true",
+                        help="each method at its own published defaults instead of equal rank, targets, dropout")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run)
 
@@ -78,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
         micro_batch=args.micro_batch,
         usd_per_hour=args.usd_per_gpu_hour,
         gradient_checkpointing=not args.no_gradient_checkpointing,
+        equal_settings=not args.own_defaults,
+        **{name: getattr(args, name) for name in ("precision", "mfu", "rank", "targets")
+           if getattr(args, name) is not None},
     )
     result = recommend(request)
     if args.json:

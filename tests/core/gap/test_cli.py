@@ -116,8 +116,14 @@ def test_recommend_json_and_text(wh: Warehouse, capsys: pytest.CaptureFixture[st
     assert code == 0 and payload["recommended"] in {"fft", "lora"}
     assert payload["request"]["priorities"]["storage"] == 2.0
     assert {o["method"] for o in payload["options"]} == {"fft", "lora"}
+    assert "micro-batch 4 x 512 tokens" in payload["assumptions"] and "MFU 40%" in payload["assumptions"]
     code, out, _ = run_cli(capsys, *argv)
     assert code == 0 and "why each:" in out and "selection guide, from these estimates:" in out
+    assert "assumptions: micro-batch 4 x 512 tokens per GPU" in out
+    code, out, _ = run_cli(capsys, *argv, "--json", "--mfu", "0.2", "--rank", "16")
+    payload = json.loads(out)
+    assert code == 0 and "MFU 20%" in payload["assumptions"] and "r=16" in payload["assumptions"]
+    assert next(o for o in payload["options"] if o["method"] == "lora")["label"].startswith("LoRA r=16")
 
 
 @pytest.mark.parametrize(
