@@ -1,12 +1,15 @@
-"""Fixtures for the whole suite: no test touches the user's real warehouse, and one seeded copy is shared."""
+"""Fixtures for the whole suite: no test touches the user's real warehouse; one seeded warehouse per session,
+copied into a test's own folder where the test writes (`seeded_copy`, `wh`)."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from core.warehouse import open_warehouse
+from core.warehouse import Warehouse, open_warehouse
 
 SETTINGS = ("TUNEWISE_WAREHOUSE", "TUNEWISE_READ_ONLY", "TUNEWISE_MAX_IMPORT_MB", "TUNEWISE_PARQUET_ROOT")
 
@@ -29,3 +32,18 @@ def seeded_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("seeded") / "seeded.duckdb"
     open_warehouse(path, read_only=False).close()
     return path
+
+
+@pytest.fixture
+def seeded_copy(seeded_file: Path, isolated_settings: Path) -> Path:
+    """This test's own copy of the seeded warehouse, at TUNEWISE_WAREHOUSE."""
+    shutil.copyfile(seeded_file, isolated_settings)
+    return isolated_settings
+
+
+@pytest.fixture
+def wh(seeded_copy: Path) -> Iterator[Warehouse]:
+    """This test's own copy of the seeded warehouse, open for writing."""
+    warehouse = open_warehouse()
+    yield warehouse
+    warehouse.close()

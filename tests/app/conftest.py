@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,12 +12,10 @@ from app.resources import warehouse
 
 
 @pytest.fixture
-def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeded_file: Path) -> Iterator[Path]:
+def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeded_copy: Path) -> Iterator[Path]:
     """A private copy of the seeded warehouse at TUNEWISE_WAREHOUSE, a private upload folder; caches cleared before
     and after."""
-    location = tmp_path / "warehouse.duckdb"
-    shutil.copy(seeded_file, location)
-    monkeypatch.setenv("TUNEWISE_WAREHOUSE", str(location))
+    location = seeded_copy
     monkeypatch.setenv("TUNEWISE_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("TUNEWISE_UPLOADS_DIR", str(tmp_path / "uploads"))
     st.cache_resource.clear()

@@ -3,8 +3,7 @@ data directory is never touched) and synthetic pairs whose true gap is known."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import pandas as pd
 import pytest
 
 from core.gap.model import GapModel, gap_model
-from core.warehouse import Warehouse, open_warehouse
+from core.warehouse import open_warehouse
 
 # The synthetic truth: gap = task effect + method effect + slope * log10(examples / 10,000)
 TASK_EFFECT = {"classification": 0.5, "reasoning-math": -3.0, "code": -6.0}
@@ -30,15 +29,6 @@ def real_model(seeded_file: Path) -> GapModel:
     """The gap model fitted on the shipped evidence (read-only)."""
     with open_warehouse(seeded_file, read_only=True) as wh:
         return gap_model(wh)
-
-
-@pytest.fixture
-def wh(seeded_file: Path, isolated_settings: Path) -> Iterator[Warehouse]:
-    """This test's own writable copy of the seeded warehouse, at TUNEWISE_WAREHOUSE."""
-    shutil.copyfile(seeded_file, isolated_settings)
-    warehouse = open_warehouse()
-    yield warehouse
-    warehouse.close()
 
 
 def make_pairs(

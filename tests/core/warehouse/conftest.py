@@ -7,7 +7,6 @@ never touched, and with the other TUNEWISE_* settings cleared.
 from __future__ import annotations
 
 import csv
-import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -21,21 +20,6 @@ from core.warehouse.conventions import PUBLISHED_COLUMNS
 def ro(seeded_file: Path) -> Iterator[Warehouse]:
     """The session's seeded warehouse, open read-only: for tests that only read."""
     warehouse = open_warehouse(seeded_file, read_only=True)
-    yield warehouse
-    warehouse.close()
-
-
-@pytest.fixture
-def seeded_copy(seeded_file: Path, isolated_settings: Path) -> Path:
-    """This test's own copy of the seeded warehouse, at TUNEWISE_WAREHOUSE."""
-    shutil.copyfile(seeded_file, isolated_settings)
-    return isolated_settings
-
-
-@pytest.fixture
-def wh(seeded_copy: Path) -> Iterator[Warehouse]:
-    """The seeded warehouse, open for writing."""
-    warehouse = open_warehouse()
     yield warehouse
     warehouse.close()
 
