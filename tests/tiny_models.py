@@ -1,143 +1,33 @@
-"""Small hand-built configs of each architecture family, as ResolvedModels (no catalogue, no network), and
-peft's own count for a method as the reference every TuneWise count is tested against."""
+"""The tiny models of core.memory.tiny the counting tests use (no catalogue, no network), and peft's own count
+for a method as the reference every TuneWise count is tested against."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import warnings
 from collections.abc import Callable
 
 from torch import nn
 
 from core.apply import as_on_real_weights
+from core.memory.tiny import tiny_model as core_tiny_model
 from core.models import ResolvedModel
 from core.registry import MethodChoice
 from core.skeleton import PEFT_TASK_TYPES, SkeletonKey, skeleton
 
-TINY_CONFIGS: dict[str, dict] = {
-    "llama": {
-        "model_type": "llama",
-        "hidden_size": 64,
-        "intermediate_size": 160,
-        "num_hidden_layers": 4,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "vocab_size": 128,
-        "architectures": ["LlamaForCausalLM"],
-    },
-    "qwen2": {
-        "model_type": "qwen2",
-        "hidden_size": 64,
-        "intermediate_size": 160,
-        "num_hidden_layers": 4,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "vocab_size": 128,
-        "tie_word_embeddings": True,
-        "architectures": ["Qwen2ForCausalLM"],
-    },
-    "gemma2": {
-        "model_type": "gemma2",
-        "hidden_size": 64,
-        "intermediate_size": 160,
-        "num_hidden_layers": 4,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "head_dim": 16,
-        "vocab_size": 128,
-        "architectures": ["Gemma2ForCausalLM"],
-    },
-    "gpt2": {
-        "model_type": "gpt2",
-        "n_embd": 64,
-        "n_layer": 4,
-        "n_head": 4,
-        "vocab_size": 128,
-        "n_positions": 64,
-        "architectures": ["GPT2LMHeadModel"],
-    },
-    "opt": {
-        "model_type": "opt",
-        "hidden_size": 64,
-        "ffn_dim": 128,
-        "num_hidden_layers": 4,
-        "num_attention_heads": 4,
-        "vocab_size": 128,
-        "word_embed_proj_dim": 64,
-        "max_position_embeddings": 64,
-        "architectures": ["OPTForCausalLM"],
-    },
-    "roberta": {
-        "model_type": "roberta",
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 4,
-        "num_attention_heads": 4,
-        "vocab_size": 128,
-        "max_position_embeddings": 66,
-        "architectures": ["RobertaForMaskedLM"],
-    },
-    "t5": {
-        "model_type": "t5",
-        "d_model": 64,
-        "d_ff": 128,
-        "d_kv": 16,
-        "num_layers": 4,
-        "num_decoder_layers": 4,
-        "num_heads": 4,
-        "vocab_size": 128,
-        "is_encoder_decoder": True,
-        "architectures": ["T5ForConditionalGeneration"],
-    },
-}
+# The families the counting tests cover, from the one table of tiny configs (core.memory.tiny).
+TINY_CONFIGS: tuple[str, ...] = ("llama", "qwen2", "gemma2", "gpt2", "opt", "roberta", "t5")
 # Mixture-of-experts families with heterogeneous block stacks: DeepSeek's first dense layer, then MoE layers;
 # Qwen3-MoE with dense MLPs interleaved (mlp_only_layers). peft has no default targets for them.
-TINY_MOE_CONFIGS: dict[str, dict] = {
-    "deepseek_v2": {
-        "model_type": "deepseek_v2",
-        "hidden_size": 64,
-        "intermediate_size": 160,
-        "moe_intermediate_size": 32,
-        "num_hidden_layers": 5,
-        "first_k_dense_replace": 1,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 4,
-        "n_routed_experts": 4,
-        "n_shared_experts": 1,
-        "num_experts_per_tok": 2,
-        "kv_lora_rank": 16,
-        "q_lora_rank": None,
-        "qk_nope_head_dim": 16,
-        "qk_rope_head_dim": 8,
-        "v_head_dim": 16,
-        "n_group": 1,
-        "topk_group": 1,
-        "vocab_size": 128,
-        "architectures": ["DeepseekV2ForCausalLM"],
-    },
-    "qwen3_moe": {
-        "model_type": "qwen3_moe",
-        "hidden_size": 64,
-        "intermediate_size": 160,
-        "moe_intermediate_size": 32,
-        "num_hidden_layers": 6,
-        "mlp_only_layers": [0, 2, 4],
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "head_dim": 16,
-        "num_experts": 4,
-        "num_experts_per_tok": 2,
-        "vocab_size": 128,
-        "architectures": ["Qwen3MoeForCausalLM"],
-    },
-}
+TINY_MOE_CONFIGS: tuple[str, ...] = ("deepseek_v2", "qwen3_moe")
+_OVERRIDES: dict[str, dict[str, object]] = {"qwen3_moe": {"num_hidden_layers": 6, "mlp_only_layers": [0, 2, 4]}}
 
 
 def tiny_model(family: str, **overrides: object) -> ResolvedModel:
-    config = {**(TINY_CONFIGS | TINY_MOE_CONFIGS)[family], **overrides}
-    return ResolvedModel(name=f"tiny-{family}", origin="path", config_json=json.dumps(config, sort_keys=True))
+    """core.memory.tiny's config of `family`, with the overrides these tests need (Qwen3-MoE's interleaved
+    dense layers) and the caller's."""
+    return core_tiny_model(family, **(_OVERRIDES.get(family, {}) | overrides))
 
 
 def peft_reference(key: SkeletonKey, choice: MethodChoice) -> tuple[int, int]:
