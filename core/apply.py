@@ -7,9 +7,11 @@ registry entry (`Method.trains`, `Method.frozen_adapter_params`, ...); nothing h
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from core.errors import NotApplicableError
@@ -26,8 +28,6 @@ def apply_method(model: nn.Module, key: SkeletonKey, choice: MethodChoice) -> nn
         for parameter in model.parameters():
             parameter.requires_grad_(id(parameter) in chosen)
         return model
-    import torch
-
     peft_model = wrap_peft(model, key, choice)
     if choice.adapter_dtype in _HALF:
         dtype = torch.bfloat16 if choice.adapter_dtype == "bf16" else torch.float16
@@ -61,7 +61,7 @@ def wrap_peft(
                 f"--targets {ALL_LINEAR} or some of {','.join(linear_module_names(model))}"
             )
         raise NotApplicableError(f"{choice.spec.name} {why}") from None
-    as_on_real_weights(wrapped)
+    as_on_real_weights(wrapped, choice)
     frozen = choice.spec.frozen_adapter_params
     for name, parameter in wrapped.named_parameters():
         if any(f".{part}." in name for part in frozen):
@@ -69,25 +69,53 @@ def wrap_peft(
     return wrapped
 
 
-def as_on_real_weights(wrapped: nn.Module) -> None:
+def as_on_real_weights(wrapped: nn.Module, choice: MethodChoice) -> None:
     """What peft does to a new adapter on real weights but skips on the meta device: it moves the adapter to its
-    base layer's dtype, then upcasts half-precision adapters to fp32 by re-creating each `ParameterDict` entry as a
-    new Parameter, which is trainable (AdaLoRA's `ranknum` on a bf16 base trains, and autograd saves for it)."""
-    import torch
+    base layer's dtype and later upcasts half-precision adapters to fp32; how that leaves `ParameterDict` entries
+    depends on the peft version (0.21 re-creates them as trainable parameters, so AdaLoRA's `ranknum` trains on a
+    bf16 base; 0.19 kept it frozen). So the installed peft is asked, on a one-layer real module, which adapter
+    entries it leaves trainable on a half-precision base, and the meta model is set the same way."""
     from peft.tuners.tuners_utils import BaseTunerLayer
 
-    half = {torch.float16, torch.bfloat16}
     for layer in wrapped.modules():
         if not isinstance(layer, BaseTunerLayer):
             continue
         weight = getattr(layer.get_base_layer(), "weight", None)
-        if weight is None or weight.dtype not in half:
+        if weight is None or weight.dtype not in (torch.float16, torch.bfloat16):
             continue
-        for submodule in layer.modules():
-            if isinstance(submodule, nn.ParameterDict):
-                for parameter in submodule.values():
-                    if parameter.dtype.is_floating_point:
-                        parameter.requires_grad_(True)
+        trains = _real_weights_trainable(choice, weight.dtype)
+        for name in (*layer.adapter_layer_names, *layer.other_param_names):
+            entries = getattr(layer, name, None)
+            if isinstance(entries, nn.ParameterDict) and name in trains:
+                for parameter in entries.values():
+                    parameter.requires_grad_(trains[name])
+
+
+@functools.lru_cache(maxsize=128)
+def _real_weights_trainable(choice: MethodChoice, dtype: torch.dtype) -> dict[str, bool]:
+    """`ParameterDict` adapter entries -> trainable, as the installed peft leaves them on one real linear layer
+    in `dtype` after its upcast (what `PeftModel` runs after wrapping); empty when the method's config does not
+    apply to a lone linear layer (its entries are then left as peft made them on meta)."""
+    from peft import inject_adapter_in_model
+    from peft.tuners.tuners_utils import BaseTunerLayer, cast_adapter_dtype
+
+    probe = nn.Module()
+    probe.proj = nn.Linear(32, 32, bias=False, dtype=dtype, device="cpu")
+    try:
+        config = choice.peft_config(None)
+        config.target_modules = {"proj"}
+        with warnings.catch_warnings(), torch.device("cpu"):  # real weights, even inside a meta-device block
+            warnings.simplefilter("ignore")
+            inject_adapter_in_model(config, probe, adapter_name="default")
+            cast_adapter_dtype(probe, adapter_name="default")
+    except (ValueError, TypeError, NotImplementedError, RuntimeError, KeyError, AttributeError, ImportError):
+        return {}
+    layer = probe.proj
+    if not isinstance(layer, BaseTunerLayer):
+        return {}
+    return {name: all(p.requires_grad for p in entries.values())
+            for name in (*layer.adapter_layer_names, *layer.other_param_names)
+            if isinstance(entries := getattr(layer, name, None), nn.ParameterDict) and len(entries)}
 
 
 def trained_parameters(model: nn.Module, key: SkeletonKey, choice: MethodChoice) -> list[tuple[str, nn.Parameter]]:

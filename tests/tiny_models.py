@@ -51,7 +51,7 @@ def peft_reference(key: SkeletonKey, choice: MethodChoice) -> tuple[int, int]:
     with warnings.catch_warnings(), device:
         warnings.simplefilter("ignore")
         wrapped = get_peft_model(model, choice.peft_config(PEFT_TASK_TYPES[key.task]), low_cpu_mem_usage=True)
-        as_on_real_weights(wrapped)  # what peft does on real weights only (tested in test_methods_peft.py)
+        as_on_real_weights(wrapped, choice)  # what peft does on real weights only (tested in test_methods_peft.py)
         if choice.spec.optimizer:
             helpers[choice.spec.optimizer](wrapped)
     trainable, total = wrapped.get_nb_trainable_parameters()
