@@ -540,7 +540,10 @@ def _guide(
     """The research's selection guide, each item quantified from this request's estimates; "the best PEFT
     option" is `best` (the highest-ranked PEFT option), the same one the page and the CLI show."""
     planned = [o.candidate for o in options if o.candidate is not None]
-    fft = next(c for c in planned if c.choice.method == "fft")
+    fft = next((c for c in planned if c.choice.method == "fft"), None)
+    if fft is None:  # its memory could not be estimated: the option's reason says why
+        why = next(o.error for o in options if o.method == "fft")
+        return [f"limited resources: full fine-tuning's memory could not be estimated ({why})"]
     peft = [c for c in planned if c.choice.method != "fft"]
     p = fft.plan
     fix = "" if fft_advice is None else f"; to make it fit: {fft_advice.lines()[0]}"
