@@ -37,19 +37,12 @@ def _open_warehouse() -> None:
 
 
 def _default_estimates() -> None:
-    """The Memory page's opening estimate and its GPU comparison, under the page's own cache keys."""
-    from dataclasses import replace
-
+    """The Memory page's opening estimate, under the page's own cache key."""
     from app.estimates import estimate_for
     from app.memory_inputs import START, default_choices
     from app.models import DEFAULT_MODEL, cached_model
-    from core.memory.gpus import catalogue
 
-    model = cached_model(DEFAULT_MODEL)
-    choices = default_choices()
-    estimate_for(model, choices, START)
-    for gpu in catalogue():
-        estimate_for(model, choices[:1], replace(START, gpu=gpu))
+    estimate_for(cached_model(DEFAULT_MODEL), default_choices(), START)
 
 
 # What a page needs before it can render (then the skeleton goes), and what only speeds the first estimate up.

@@ -35,7 +35,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 # a round of switches that never clicks the page already shown (it opens on Decide, the default page)
 ORDER = ("Memory fit", "Evidence", "Calibrate", "Guide", "Decide")
 REPEATS = 3
-TIMEOUT_MS = 600_000
+TIMEOUT_MS = 1_800_000  # the unmeasured first pass may trace every default method cold
 _WATCH = """() => {
   window.__ran = false;
   const app = document.querySelector('[data-testid="stApp"]');

@@ -135,7 +135,6 @@ with st.expander("Method settings", expanded=True):
                 else MAX_KNOB, value=None, key=name, help=help_text, disabled=disabled,
                 placeholder="each method's default", step=0.05 if knob.kind is float else 1,
             )
-seed("compare_method", DEFAULT_METHODS[0], str, method_ids())
 mirror(("method", "gpu", *NUMBERS, "gpu_price", "precision", "optimizer", "sharding", "offload", "attention",
         "quantization", "checkpointing", "knob_mode", *KNOBS))
 
@@ -205,12 +204,17 @@ for choice, m in not_fitting:
         st.info(plain_words(advice.note, LABELS))
 
 st.subheader("Compare GPUs")
-compare = st.selectbox("Method to compare across GPUs", [m.method for m in estimated] or methods,
-                       key="compare_method", format_func=lambda m: METHODS[m].name)
-mirror(("compare_method",))
-chosen = next(c for c in choices if c.method == compare)
+seed("compare_gpus", False, parse_bool)
+seed("compare_method", DEFAULT_METHODS[0], str, method_ids())
+left, right = st.columns([1, 3], vertical_alignment="bottom")
+compare_all = left.toggle("Compare every catalogue GPU", key="compare_gpus",
+                          help=f"one estimate per GPU ({len(gpus)} GPUs): off keeps each rerun fast")
+compare = right.selectbox("Method to compare across GPUs", [m.method for m in estimated] or methods,
+                          key="compare_method", format_func=lambda m: METHODS[m].name, disabled=not compare_all)
+mirror(("compare_gpus", "compare_method"))
 comparison = []
-for gpu_id, spec in gpu_catalogue().items():
+for gpu_id, spec in gpu_catalogue().items() if compare_all else ():
+    chosen = next(c for c in choices if c.method == compare)
     try:
         other = estimate_for(model, (chosen,), replace(setup, gpu=gpu_id))
     except InputError as exc:
@@ -218,10 +222,11 @@ for gpu_id, spec in gpu_catalogue().items():
         break
     if (row := gpu_row(spec, other.methods[0])) is not None:
         comparison.append(row)
-st.dataframe(pd.DataFrame(comparison), hide_index=True, key="gpu_table", column_config={
-    "peak, device (GiB)": st.column_config.NumberColumn(format="%.2f"),
-    "$ per GPU-hour": st.column_config.NumberColumn(format="$%.2f"),
-})
+if compare_all:
+    st.dataframe(pd.DataFrame(comparison), hide_index=True, key="gpu_table", column_config={
+        "peak, device (GiB)": st.column_config.NumberColumn(format="%.2f"),
+        "$ per GPU-hour": st.column_config.NumberColumn(format="$%.2f"),
+    })
 
 st.subheader("The same estimate from the command line")
 try:

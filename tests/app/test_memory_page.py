@@ -150,8 +150,9 @@ def test_every_input_survives_a_link(app_env: Path) -> None:
         at.session_state[key] = value
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
+    at.toggle(key="compare_gpus").set_value(True).run()
     at.selectbox(key="compare_method").set_value("dora").run()
-    changes["compare_method"] = "dora"
+    changes |= {"compare_gpus": True, "compare_method": "dora"}
     link = _params(at)
     again = AppTest.from_file(PAGE, default_timeout=240)
     again.query_params.update(link)
