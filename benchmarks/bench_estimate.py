@@ -46,7 +46,7 @@ def main() -> None:
     print(f"cold (empty trace cache): {methods} methods of Llama-2-70B ({sized} with a breakdown): {cold:.1f} s "
           f"({cold / max(sized, 1):.2f} s per traced method)")
     profile.step_profile.cache_clear()
-    estimate_module._count.cache_clear()
+    estimate_module.cached_count.cache_clear()
     from_disk, _, _ = _timed(scenario)
     print(f"from the disk cache (a new process's state, counts redone): {from_disk * 1000:.0f} ms")
     for label, change in (
