@@ -27,7 +27,7 @@ from core.registry import MethodChoice
 from core.skeleton import SkeletonKey
 
 ENV_CACHE = "TUNEWISE_CACHE_DIR"
-TRACE_VERSION = "4"  # bump when the traced step or the fit changes what a profile holds
+TRACE_VERSION = "5"  # bump when the traced step or the fit changes what a profile holds
 
 Entry = tuple[list[tuple[int, dict[str, int] | None]], list[tuple[np.ndarray, np.ndarray]] | None]
 
