@@ -572,7 +572,7 @@ def warehouse_pairs(wh: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def gap_model(wh: Any | None = None) -> GapModel:
-    """The model fitted on the warehouse (`open_warehouse()` when None), refitted only when it changed."""
+    """The model fitted on the warehouse (`open_warehouse()` when None), refitted only when its content changed."""
     if wh is None:
         from core.warehouse import open_warehouse
 
@@ -580,18 +580,18 @@ def gap_model(wh: Any | None = None) -> GapModel:
             return gap_model(opened)
     from core.warehouse import claims
 
+    # keyed on the content's fingerprint, not the file: replicas and copies of one warehouse share one fit
     fingerprint = warehouse_fingerprint(wh)
-    key = str(getattr(wh, "location", id(wh)))
     with _CACHE_LOCK:
-        cached = _CACHE.get(key)
-        if cached is not None and cached.fingerprint == fingerprint:
+        cached = _CACHE.get(fingerprint)
+        if cached is not None:
             return cached
         task_types = [
             r[0] for r in wh.cursor().execute("SELECT task_type FROM task_types ORDER BY task_type").fetchall()
         ]
         view, extra = warehouse_pairs(wh)
         model = fit_gap_model(view, extra=extra, claims=claims(wh), task_types=task_types, fingerprint=fingerprint)
-        _CACHE[key] = model
+        _CACHE[fingerprint] = model
         return model
 
 

@@ -50,8 +50,10 @@ def _wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 120) -
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     data = tmp_path_factory.mktemp("e2e-data")
+    # the run's shared trace cache (as tests/conftest.py sets it per test; session fixtures run before that)
+    traces = tmp_path_factory.getbasetemp().parent / "trace-cache"
     env = {**os.environ, "TUNEWISE_WAREHOUSE": str(data / "warehouse.duckdb"), "TUNEWISE_RUNS_DIR": str(data / "runs"),
-           "HF_HUB_OFFLINE": "1"}
+           "HF_HUB_OFFLINE": "1", "TUNEWISE_CACHE_DIR": str(traces)}
     log = (data / "streamlit.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.port", str(port),
