@@ -94,9 +94,10 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     context.close()
 
 
-def wait_for_app(page: Page, timeout_ms: float = 90_000) -> None:
+def wait_for_app(page: Page, timeout_ms: float = 300_000) -> None:
     """Wait until Streamlit has finished the current run: its script state is back to `notRunning` (what the
-    frontend sets on the app root once the run's last element arrived) and no 'running' status widget shows."""
+    frontend sets on the app root once the run's last element arrived) and no 'running' status widget shows. The
+    wait is long because a page's first run on a cold server traces its candidates' training steps."""
     page.wait_for_selector('[data-testid="stApp"]')
     page.wait_for_function(
         "() => document.querySelector('[data-testid=\"stApp\"]').getAttribute('data-test-script-state')"
