@@ -147,7 +147,7 @@ def test_two_servers_serve_every_page_while_the_cli_writes(
     for url in urls:  # both servers show the new data
         for path in ("", "memory"):
             _open(page, f"{url}/{path}")
-        _open(page, f"{url}/evidence", f"{after[0]} results and {after[1]} matched FFT-vs-PEFT pairs")
+        _open(page, f"{url}/evidence", f"{after[0]:,} results (one reported score each")
         page.get_by_role("tab", name="Calibration runs").click()
         page.get_by_text("memory measurements, newest first").wait_for()
         assert f"and {after[3]} memory measurements" in page.inner_text('[data-testid="stMain"]')
