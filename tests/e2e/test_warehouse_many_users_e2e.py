@@ -153,6 +153,6 @@ def test_two_servers_serve_every_page_while_the_cli_writes(
         assert f"and {after[3]} memory measurements" in page.inner_text('[data-testid="stMain"]')
         _open(page, f"{url}/guide?guide_task=classification", f"{after[2]} pairs.")
         _open(page, f"{url}/calibrate")
-        page.get_by_text("Recalibration: measured / predicted").click()
+        page.get_by_text("Recalibration: every measurement stored so far, by scope").click()
         page.locator('[data-testid="stDataFrame"]').first.wait_for()
         assert "No calibration measurements yet." not in page.inner_text('[data-testid="stMain"]')
