@@ -33,7 +33,7 @@ FIELD_LABELS = {
     "dataset_tokens": NUMBERS["train_tokens"][0], "epochs": NUMBERS["epochs"][0], "mfu": NUMBERS["mfu"][0],
     "precision": "Precision", "optimizer": "Optimizer", "attention": "Attention", "sharding": "Sharding",
     "offload": "Offload", "gpu": "GPU", "gpu_price": "Price ($ per GPU-hour)", "quantization": "Base quantization",
-    "gradient_checkpointing": "Gradient checkpointing",
+    "gradient_checkpointing": "Gradient checkpointing", "reentrant_checkpointing": "Reentrant checkpointing",
 }
 
 
@@ -92,7 +92,8 @@ def assumptions(setup: TrainingSetup, choices: tuple[MethodChoice, ...]) -> str:
     if full:
         master = " with fp32 master weights" if setup.mixed else ""
         parts.append(f"{', '.join(c.spec.name for c in full)} in {setup.precision}{master}")
-    ckpt = "on (about a third more compute)" if setup.gradient_checkpointing else "off"
+    kind = "reentrant" if setup.reentrant_checkpointing else "non-reentrant"
+    ckpt = f"on ({kind}, about a third more compute)" if setup.gradient_checkpointing else "off"
     parts.append(f"micro-batch {setup.batch_size} x {setup.seq_len:,} tokens per GPU, gradient checkpointing {ckpt}, "
                  f"{setup.optimizer}, {setup.attention} attention, {setup.gpus} GPU(s), sharding {setup.sharding}, "
                  f"offload {setup.offload}")

@@ -72,6 +72,7 @@ for key, default, allowed in (
 ):
     seed(key, default, str, allowed)
 seed("checkpointing", START.gradient_checkpointing, parse_bool)
+seed("reentrant", START.reentrant_checkpointing, parse_bool)
 for name, knob in KNOBS.items():
     start = shared_default(name)
     if name in KNOB_CHOICES:
@@ -106,6 +107,9 @@ with st.container(border=True):
     checkpointing = c3.toggle(FIELD_LABELS["gradient_checkpointing"], key="checkpointing",
                               help="recompute each block in backward: less activation memory, about a third more "
                                    "compute")
+    reentrant = c4.toggle(FIELD_LABELS["reentrant_checkpointing"], key="reentrant", disabled=not checkpointing,
+                          help="checkpoint with use_reentrant=True, the older HF Trainer default (off: "
+                               "use_reentrant=False, today's default); needs gradient checkpointing on")
     c1, c2, c3, c4 = st.columns(4)
     dataset_tokens = number(c1, "train_tokens", step=1_000_000)
     epochs = number(c2, "epochs", step=0.5)
@@ -136,7 +140,7 @@ with st.expander("Method settings", expanded=True):
                 placeholder="each method's default", step=0.05 if knob.kind is float else 1,
             )
 mirror(("method", "gpu", *NUMBERS, "gpu_price", "precision", "optimizer", "sharding", "offload", "attention",
-        "quantization", "checkpointing", "knob_mode", *KNOBS))
+        "quantization", "checkpointing", "reentrant", "knob_mode", *KNOBS))
 
 if not methods:
     st.info("Choose at least one method above to see its memory.")
@@ -144,9 +148,9 @@ if not methods:
 try:
     setup = TrainingSetup(
         batch_size=int(batch), seq_len=int(seq), precision=precision, optimizer=optimizer,
-        gradient_checkpointing=checkpointing, attention=attention, gpus=int(n_gpus), sharding=sharding,
-        offload=offload, gpu=gpu, gpu_price=price, dataset_tokens=int(dataset_tokens), epochs=float(epochs),
-        mfu=float(mfu), quantization=quantization,
+        gradient_checkpointing=checkpointing, reentrant_checkpointing=checkpointing and reentrant,
+        attention=attention, gpus=int(n_gpus), sharding=sharding, offload=offload, gpu=gpu, gpu_price=price,
+        dataset_tokens=int(dataset_tokens), epochs=float(epochs), mfu=float(mfu), quantization=quantization,
     )
     own = choices_for(methods)
     choices = own if mode == OWN else choices_for(methods, **values)

@@ -245,7 +245,8 @@ def run_batch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _setup_text(t: dict[str, Any]) -> str:
     return (f"batch {t['batch_size']} x {t['seq_len']} tokens, {t['precision']}, {t['optimizer']}, {t['attention']}"
-            f"{', checkpointing' if t['gradient_checkpointing'] else ''}, {t['gpus']} GPU(s)"
+            f"{', checkpointing' if t['gradient_checkpointing'] else ''}"
+            f"{' (reentrant)' if t['reentrant_checkpointing'] else ''}, {t['gpus']} GPU(s)"
             f"{', ' + t['sharding'] if t['sharding'] != 'none' else ''}")
 
 

@@ -144,7 +144,8 @@ class TrainingEstimate:
 
 def step_spec(setup: TrainingSetup, quantization: str) -> StepSpec:
     """The part of a training setup the traced step depends on."""
-    return StepSpec(setup.precision, setup.optimizer, setup.attention, setup.gradient_checkpointing, quantization)
+    return StepSpec(setup.precision, setup.optimizer, setup.attention, setup.gradient_checkpointing, quantization,
+                    reentrant=setup.reentrant_checkpointing)
 
 
 @dataclass(frozen=True)

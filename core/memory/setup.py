@@ -40,7 +40,10 @@ class TrainingSetup:
                               choices=PRECISIONS)
     optimizer: str = _setting("adamw", "adamw is torch's foreach AdamW; adamw-fused is HF Trainer's default",
                               choices=OPTIMIZERS)
-    gradient_checkpointing: bool = _setting(False, "recompute each block in backward (non-reentrant)")
+    gradient_checkpointing: bool = _setting(False, "recompute each block in backward (non-reentrant unless "
+                                                   "--reentrant-checkpointing)")
+    reentrant_checkpointing: bool = _setting(False, "checkpoint with use_reentrant=True (older HF Trainer default); "
+                                                    "needs --gradient-checkpointing")
     attention: str = _setting("sdpa", "sdpa/flash keep no score matrices on CUDA; eager does", choices=ATTENTIONS)
     gpus: int = _setting(1, "data-parallel GPUs")
     sharding: str = _setting("none", "ZeRO stage or FSDP full sharding", choices=SHARDINGS)
@@ -70,6 +73,9 @@ class TrainingSetup:
         ):
             if value not in allowed:
                 raise InputError(f"{flag} {value!r} is not one of {', '.join(allowed)}")
+        if self.reentrant_checkpointing and not self.gradient_checkpointing:
+            raise InputError("--reentrant-checkpointing needs --gradient-checkpointing: add --gradient-checkpointing "
+                             "or drop --reentrant-checkpointing")
         if self.sharding != "none" and self.gpus == 1:
             raise InputError(f"--sharding {self.sharding} needs --gpus 2 or more: one GPU has nothing to shard across")
         if self.offload != "none" and self.sharding == "none":

@@ -142,8 +142,8 @@ def test_every_input_survives_a_link(app_env: Path) -> None:
     changes = {
         "method": ["lora", "dora"], "gpu": "H100-80GB", "batch": 2, "seq": 512, "gpus": 2, "sharding": "zero2",
         "offload": "optimizer", "precision": "fp16-mixed", "optimizer": "adamw-8bit", "attention": "eager",
-        "quantization": "none", "checkpointing": True, "train_tokens": 2_000_000, "epochs": 1.5, "mfu": 0.3,
-        "gpu_price": 2.5, "rank": 4, "alpha": 16.0, "targets": "q_proj,k_proj,v_proj", "dropout": 0.05,
+        "quantization": "none", "checkpointing": True, "reentrant": True, "train_tokens": 2_000_000, "epochs": 1.5,
+        "mfu": 0.3, "gpu_price": 2.5, "rank": 4, "alpha": 16.0, "targets": "q_proj,k_proj,v_proj", "dropout": 0.05,
         "adapter_dtype": "bf16",
     }
     for key, value in changes.items():
@@ -165,6 +165,37 @@ def test_every_input_survives_a_link(app_env: Path) -> None:
     pd.testing.assert_frame_equal(_table(again), _table(at))
     pd.testing.assert_frame_equal(again.dataframe[1].value, at.dataframe[1].value)
     assert again.code[0].value == at.code[0].value
+
+
+def _assumptions(at: AppTest) -> str:
+    return next(c.value for c in at.caption if c.value.startswith("Assumptions:"))
+
+
+def test_reentrant_checkpointing_round_trips_through_a_link(app_env: Path) -> None:
+    plain = _small(method="lora", checkpointing="true").run()
+    at = _small(method="lora", checkpointing="true", reentrant="true").run()
+    assert not at.exception and not at.error
+    toggle = at.toggle(key="reentrant")
+    assert toggle.value and not toggle.disabled and not plain.toggle(key="reentrant").value
+    assert "--gradient-checkpointing --reentrant-checkpointing" in at.code[0].value
+    assert "--reentrant-checkpointing" not in plain.code[0].value
+    assert "gradient checkpointing on (reentrant," in _assumptions(at)
+    assert "gradient checkpointing on (non-reentrant," in _assumptions(plain)
+    assert _table(at)["peak, device (GiB)"].iloc[0] >= _table(plain)["peak, device (GiB)"].iloc[0]
+    link = _params(at)
+    assert link["reentrant"] == "True"
+    again = AppTest.from_file(PAGE, default_timeout=240)
+    again.query_params.update(link)
+    again.run()
+    assert not again.exception and not again.error
+    assert again.toggle(key="reentrant").value and again.code[0].value == at.code[0].value
+    pd.testing.assert_frame_equal(_table(again), _table(at))
+    # without checkpointing the switch is greyed out and nothing reentrant is estimated or printed
+    at.toggle(key="checkpointing").set_value(False).run()
+    assert not at.exception and not at.error
+    assert at.toggle(key="reentrant").disabled
+    assert "--reentrant-checkpointing" not in at.code[0].value
+    assert "gradient checkpointing off" in _assumptions(at)
 
 
 def test_uploaded_config_is_kept_and_a_link_reopens_it(app_env: Path) -> None:

@@ -31,11 +31,19 @@ def _parse(argv: list[str]) -> Scenario:
              training=TrainingSetup(batch_size=4, seq_len=1024, gradient_checkpointing=True, gpus=8, sharding="zero3",
                                     offload="optimizer", gpu="H100-80GB", dataset_tokens=10**8, epochs=3.0)),
     Scenario(resolve_model("llama-2-7b"), choices_for(["lora", "qlora"])),  # different default ranks
+    Scenario(resolve_model("llama-2-7b"), (MethodChoice("lora"),),
+             training=TrainingSetup(gradient_checkpointing=True, reentrant_checkpointing=True)),
     Scenario(resolve_model("roberta-base"), (MethodChoice("partial_ft", top_layers=3),), num_labels=3,
              training=TrainingSetup(precision="fp32", optimizer="adamw-8bit", attention="eager")),
 ])
 def test_to_argv_round_trips(scenario: Scenario) -> None:
     assert _parse(scenario.to_argv()) == scenario
+
+
+def test_reentrant_checkpointing_writes_both_flags() -> None:
+    setup = TrainingSetup(gradient_checkpointing=True, reentrant_checkpointing=True)
+    assert setup.to_argv() == ["--gradient-checkpointing", "--reentrant-checkpointing"]
+    assert TrainingSetup(gradient_checkpointing=True).to_argv() == ["--gradient-checkpointing"]
 
 
 def test_fft_alone_gets_no_adapter_knobs() -> None:
