@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.memory.setup import TrainingSetup
-from core.registry import ADAPTER_DTYPES, KNOBS, METHODS, MethodChoice, choices_for, method_ids
+from core.registry import ADAPTER_DTYPES, KNOBS, METHODS, PEFT_DEFAULT, MethodChoice, choices_for, method_ids
 
 DEFAULT_METHODS = ("fft", "lora", "qlora", "dora", "ia3", "prefix_tuning")
 # The page's starting scenario; every other setting is TrainingSetup's own default.
@@ -54,7 +54,7 @@ def shared_default(name: str) -> Any:
 
 
 def shown(value: Any) -> str:
-    if value is None:
+    if value is None or value == PEFT_DEFAULT:
         return "peft's default for the model"
     return ",".join(value) if isinstance(value, tuple) else f"{value:g}" if isinstance(value, float) else str(value)
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from core.errors import NotApplicableError
-from core.registry import ALL_LINEAR, TRAIN_SCOPES, MethodChoice
+from core.registry import ALL_LINEAR, PEFT_DEFAULT, TRAIN_SCOPES, MethodChoice
 from core.skeleton import PEFT_TASK_TYPES, SkeletonKey, is_head, linear_module_names, top_blocks
 
 _HALF = {"bf16", "fp16"}
@@ -55,7 +55,7 @@ def wrap_peft(
         raise NotApplicableError(f"{choice.spec.name} {why}") from None
     except (ValueError, TypeError, NotImplementedError, RuntimeError, KeyError, AttributeError) as exc:
         why = f"cannot be applied to {key.model.name}: {_first_line(exc)}"
-        if choice.targets is None and "target_modules" in str(exc):
+        if choice.targets == PEFT_DEFAULT and "target_modules" in str(exc):
             why = (
                 f"has no default target modules in peft for {key.model.name} ({key.model.model_type}): pass "
                 f"--targets {ALL_LINEAR} or some of {','.join(linear_module_names(model))}"

@@ -43,6 +43,9 @@ FAMILIES: Mapping[str, str] = MappingProxyType(
 
 ADAPTER_DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16")
 ALL_LINEAR = "all-linear"
+# peft's own target modules for the architecture (its TRANSFORMERS_MODELS_TO_*_TARGET_MODULES_MAPPING): a named
+# value, not an absent one, so every method can be set to it and compared there at equal settings.
+PEFT_DEFAULT = "peft-default"
 ADALORA_INIT_RATIO = 12 / 8  # peft AdaLoraConfig defaults: init_r=12, target_r=8
 # Which existing weights a `Trains` rule selects, with the words an error uses when a model has none.
 TRAIN_SCOPES: Mapping[str, str] = MappingProxyType(
@@ -70,7 +73,8 @@ KNOBS: Mapping[str, Knob] = MappingProxyType(
         for knob in (
             Knob("rank", int, "adapter rank r (AdaLoRA: the target rank; OFT: the number of blocks)", "--rank"),
             Knob("alpha", float, "scaling numerator: the update is scaled by alpha / r", "--alpha"),
-            Knob("targets", str, f"module names to adapt, comma-separated, or '{ALL_LINEAR}'", "--targets"),
+            Knob("targets", str, f"module names to adapt, comma-separated, '{ALL_LINEAR}', or '{PEFT_DEFAULT}' (peft's "
+                 "default modules for the model)", "--targets"),
             Knob("dropout", float, "dropout on the adapter input, in [0, 1)", "--dropout"),
             Knob(
                 "adapter_dtype", str, "dtype adapters are kept in: fp32 (peft's default), bf16, fp16", "--adapter-dtype"
@@ -171,10 +175,10 @@ class Method:
 
 
 def _targets(value: Any) -> Any:
-    """peft's `target_modules`: None means peft's default for the architecture."""
-    if value is None or value == ALL_LINEAR:
-        return value
-    return list(value)
+    """peft's `target_modules`: None is how peft spells its default for the architecture."""
+    if value == PEFT_DEFAULT:
+        return None
+    return value if value == ALL_LINEAR else list(value)
 
 
 def _token_range(count: int) -> list[int]:
@@ -266,9 +270,9 @@ def _shira(knobs: Mapping[str, Any], task_type: str) -> PeftConfig:
     return config
 
 
-_LORA_DEFAULTS = {"rank": 8, "alpha": 8.0, "targets": None, "dropout": 0.0, "adapter_dtype": "fp32"}
+_LORA_DEFAULTS = {"rank": 8, "alpha": 8.0, "targets": PEFT_DEFAULT, "dropout": 0.0, "adapter_dtype": "fp32"}
 _PROMPT_DEFAULTS = {"virtual_tokens": 20, "adapter_dtype": "fp32"}
-_ADAPTED = {"targets": None, "adapter_dtype": "fp32"}
+_ADAPTED = {"targets": PEFT_DEFAULT, "adapter_dtype": "fp32"}
 _TARGETS = {"target_modules": "targets"}
 
 
@@ -334,7 +338,7 @@ _METHODS: tuple[Method, ...] = (
     ),
     Method(
         "adalora", "AdaLoRA", "low-rank", "SVD-form LoRA that starts at --init-rank and prunes to --rank",
-        {"rank": 8, "init_rank": 12, "alpha": 8.0, "targets": None, "dropout": 0.0, "adapter_dtype": "fp32"},
+        {"rank": 8, "init_rank": 12, "alpha": 8.0, "targets": PEFT_DEFAULT, "dropout": 0.0, "adapter_dtype": "fp32"},
         _config(
             "AdaLoraConfig",
             {"target_r": "rank", "init_r": "init_rank", "lora_alpha": "alpha", "lora_dropout": "dropout",
@@ -365,12 +369,12 @@ _METHODS: tuple[Method, ...] = (
     ),
     Method(
         "oft", "OFT", "orthogonal", "block-diagonal orthogonal rotation of frozen weights",
-        {"rank": None, "targets": None, "dropout": 0.0, "adapter_dtype": "fp32"}, _oft, rank_label="blocks",
+        {"rank": None, "targets": PEFT_DEFAULT, "dropout": 0.0, "adapter_dtype": "fp32"}, _oft, rank_label="blocks",
         reference="Qiu et al. 2023, arXiv 2306.07280",
     ),
     Method(
         "boft", "BOFT", "orthogonal", "orthogonal rotation factored into sparse butterfly blocks",
-        {"block_size": 4, "targets": None, "dropout": 0.0, "adapter_dtype": "fp32"},
+        {"block_size": 4, "targets": PEFT_DEFAULT, "dropout": 0.0, "adapter_dtype": "fp32"},
         _config("BOFTConfig", {"boft_block_size": "block_size", "boft_dropout": "dropout", **_TARGETS}),
         meta_init=False, reference="Liu et al. 2024, arXiv 2311.06243",
     ),
@@ -663,7 +667,7 @@ class MethodChoice:
         for name, (source, ratio) in spec.scaled_defaults.items():
             if given[name] is None and given[source] is not None:
                 object.__setattr__(self, name, math.ceil(given[source] * ratio))
-        if isinstance(self.targets, str) and self.targets != ALL_LINEAR:
+        if isinstance(self.targets, str) and self.targets not in (ALL_LINEAR, PEFT_DEFAULT):
             object.__setattr__(self, "targets", _split_targets(self.targets))
         self._validate()
 

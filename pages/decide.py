@@ -16,6 +16,7 @@ from core.gap.model import gap_model
 from core.gap.recommend import DEFAULT_RANK, DEFAULT_TARGETS, PRIORITIES, RecommendRequest
 from core.memory.gpus import catalogue as gpu_catalogue
 from core.memory.setup import DEFAULT_MFU, PRECISIONS
+from core.registry import ALL_LINEAR, PEFT_DEFAULT
 
 # Each assumption: (label, low, high) of its number input; the same bounds check a link's values.
 NUMBERS: dict[str, tuple[str, float, float]] = {
@@ -87,7 +88,8 @@ with st.expander("Assumptions behind every number below (edit them here)", expan
                               help="recompute each block in backward: less memory, about a third more compute")
     rank = number(c3, "rank")
     targets = c4.text_input("Adapter targets (LoRA-style methods)", key="targets",
-                            help="'all-linear', or module names such as q_proj,v_proj")
+                            help=f"'{PEFT_DEFAULT}' (peft's default modules for the model), '{ALL_LINEAR}', or module "
+                            "names such as q_proj,v_proj")
     equal = st.toggle("Compare LoRA-style methods at the same rank, targets and dropout", key="equal",
                       help="off: each method at its own published defaults (e.g. QLoRA r=64, dropout 0.1)")
 mirror(URL_KEYS)

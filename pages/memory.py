@@ -40,7 +40,7 @@ from app.widgets import plain_words
 from core.errors import InputError
 from core.memory.gpus import catalogue as gpu_catalogue
 from core.memory.setup import ATTENTIONS, OFFLOADS, OPTIMIZERS, PRECISIONS, QUANTIZATIONS, SHARDINGS, TrainingSetup
-from core.registry import ALL_LINEAR, KNOBS, METHODS, choices_for, method_ids
+from core.registry import ALL_LINEAR, KNOBS, METHODS, PEFT_DEFAULT, choices_for, method_ids
 from core.scenario import Scenario
 from core.units import GIB
 
@@ -131,8 +131,9 @@ with st.expander("Method settings", expanded=True):
         if name in KNOB_CHOICES:
             values[name] = column.selectbox(label, KNOB_CHOICES[name], key=name, help=help_text, disabled=disabled)
         elif knob.kind is str:
-            values[name] = column.text_input(label, key=name, help=help_text + f"; empty = peft's default for the "
-                                             f"model, or {ALL_LINEAR}", disabled=disabled).strip() or None
+            words = f"; {PEFT_DEFAULT} = peft's default modules for the model, {ALL_LINEAR} = every linear layer"
+            values[name] = column.text_input(label, key=name, help=help_text + words + ", empty = each method's own "
+                                             "default", disabled=disabled).strip() or None
         else:
             values[name] = column.number_input(
                 label, min_value=0.0 if knob.kind is float else 1, max_value=float(MAX_KNOB) if knob.kind is float

@@ -14,6 +14,7 @@ from core.errors import InputError
 from core.gap.settings import PRIORITIES
 from core.memory.gpus import catalogue
 from core.memory.setup import PRECISIONS
+from core.registry import METHODS
 from core.units import human_bytes
 
 if TYPE_CHECKING:
@@ -45,8 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # The recommender's own defaults (core.gap.recommend.RecommendRequest) apply to every flag left out.
     parser.add_argument("--precision", choices=PRECISIONS, help="training precision (default bf16-mixed)")
     parser.add_argument("--mfu", type=float, help="model-FLOPs utilisation for time and cost (default 0.4)")
-    parser.add_argument("--rank", type=int, help="rank every LoRA-style method shares (default: LoRA's, 8)")
-    parser.add_argument("--targets", help="modules every LoRA-style method adapts (default all-linear)")
+    lora = METHODS["lora"].defaults
+    parser.add_argument("--rank", type=int,
+                        help=f"rank every LoRA-style method shares (default: LoRA's, {lora['rank']})")
+    parser.add_argument("--targets", help=f"modules every LoRA-style method adapts: names, all-linear or peft-default "
+                        f"(default: LoRA's, {lora['targets']})")
     parser.add_argument("--own-defaults", action="store_true",
                         help="each method at its own published defaults instead of equal rank, targets, dropout")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -39,16 +39,16 @@ from core.memory.budget import SHARDING_NAMES
 from core.memory.gpus import find_gpu
 from core.memory.setup import DEFAULT_MFU, PRECISIONS
 from core.models import ResolvedModel, resolve_model
-from core.registry import ALL_LINEAR, METHODS, MethodChoice, candidate_ids, get_method, method_ids
+from core.registry import METHODS, PEFT_DEFAULT, MethodChoice, candidate_ids, get_method, method_ids
 from core.skeleton import SkeletonKey, default_task
 from core.units import GIB, human_bytes
 
 PRACTICE_DEFAULTS: tuple[str, ...] = ("lora", "qlora")  # what practitioners reach for first (LoRA Without Regret)
-# The adapter settings LoRA-style methods share for an equal comparison: the registry's LoRA defaults, on every
-# linear layer (practice's default: LoRA Without Regret, Thinking Machines 2025: attention-only LoRA underperforms).
+# The adapter settings LoRA-style methods share for an equal comparison start at the registry's LoRA defaults,
+# the same ones the Memory page and `estimate` start at.
 SHARED_KNOBS: tuple[str, ...] = ("rank", "targets", "dropout")
 DEFAULT_RANK: int = METHODS["lora"].defaults["rank"]
-DEFAULT_TARGETS: str = ALL_LINEAR
+DEFAULT_TARGETS: str = METHODS["lora"].defaults["targets"]
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,8 @@ class RecommendRequest:
 
     def settings_text(self) -> str:
         """Every assumption behind the numbers, in one line (what the page and the CLI print under them)."""
-        adapters = (f"LoRA-style methods at r={self.rank} on {self.targets} with LoRA's dropout (equal settings)"
+        on = "peft's default modules" if self.targets == PEFT_DEFAULT else self.targets
+        adapters = (f"LoRA-style methods at r={self.rank} on {on} with LoRA's dropout (equal settings)"
                     if self.equal_settings else "each method at its own registry defaults (settings differ)")
         return (f"micro-batch {self.micro_batch} x {self.tokens_per_example} tokens per GPU, {self.epochs:g} epochs "
                 f"of {self.train_examples:,} examples, gradient checkpointing "
@@ -287,7 +288,8 @@ class Recommendation:
 
 
 def _scenario(request: RecommendRequest, choice: MethodChoice, count: ParameterCount) -> GapScenario:
-    targets = choice.targets
+    # peft's default modules are named by the counter, so the evidence sees attention-only or all-linear.
+    targets = count.targeted_modules if choice.targets == PEFT_DEFAULT else choice.targets
     return GapScenario(
         task_type=request.task_type,
         method=choice.method,

@@ -14,7 +14,7 @@ The peak is the largest phase after that; the device level adds the allocator an
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -155,13 +155,17 @@ class Sizer:
     profile: StepProfile
     master_bytes: int
     setup: TrainingSetup
+    # phase peaks by (batch, length): the fit searches (largest batch, fewest GPUs per mode) reuse them
+    _peaks: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def breakdown(self, *, batch_size: int | None = None, gpus: int | None = None,
                   setup: TrainingSetup | None = None) -> MemoryBreakdown:
         setup = setup or self.setup
         n = gpus or setup.gpus
-        peaks = self.profile.phase_peaks(batch_size or setup.batch_size, setup.seq_len).bytes
-        per_gpu = _distribute(peaks, setup, n, self.profile.block_bytes(), self.master_bytes)
+        shape = (batch_size or setup.batch_size, setup.seq_len)
+        if shape not in self._peaks:
+            self._peaks[shape] = self.profile.phase_peaks(*shape).bytes
+        per_gpu = _distribute(self._peaks[shape], setup, n, self.profile.block_bytes, self.master_bytes)
         phase = int(np.argmax(per_gpu.sum(axis=1)))
         row = [round(v) for v in per_gpu[phase]]
         allocated = sum(row)

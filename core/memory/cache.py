@@ -5,6 +5,9 @@ by the content that determines them (the config JSON, head, method knobs, step s
 torch, transformers and peft and of the trace itself, so an upgrade never reads a stale entry. Files are
 written to a temporary name and renamed, so concurrent processes never read half an entry. The folder is
 `$TUNEWISE_CACHE_DIR`, or the user cache directory (`platformdirs`); `TUNEWISE_CACHE_DIR=off` disables it.
+
+Processes (app sessions, replicas, CLI calls) that need the same missing entry at once trace it once: the first
+holds the entry's lock file while it traces, the others wait on it and then read what it stored (`claim`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -69,6 +74,29 @@ def load(name: str) -> Entry | None:
     except (OSError, ValueError, KeyError):
         return None
     return variants, fitted
+
+
+@contextmanager
+def claim(name: str) -> Iterator[None]:
+    """Hold the entry's lock while it is traced, so concurrent processes and threads trace it once (POSIX
+    `flock` on a lock file beside the entry; without a cache folder, or where it cannot be locked, no lock)."""
+    folder = cache_dir()
+    try:
+        import fcntl
+
+        if folder is None:
+            raise OSError("no cache folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / f"{name}.lock", "w")  # noqa: SIM115  (closed by the `with` below)
+    except (ImportError, OSError):
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def store(name: str, entry: Entry) -> None:

@@ -18,7 +18,7 @@ experts (k x tokens rows), so the bytes do not depend on how the router balances
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -57,6 +57,7 @@ class FittedTimeline:
         if coef.ndim != 3 or coef.shape[1] != len(phase) or coef.shape[2] != len(CATEGORIES):
             raise ValueError("coefficients are (basis, events, categories), one phase per event")
         self.coef, self.phase = coef, phase
+        self.by_phase = _phase_indices(phase)
 
     @classmethod
     def fit(cls, timelines: dict[tuple[int, int], Timeline]) -> FittedTimeline:
@@ -75,7 +76,7 @@ class FittedTimeline:
         return np.tensordot(weights, self.coef, axes=1)
 
     def phase_peaks(self, batch: int, seq: int) -> PhasePeaks:
-        return _phase_peaks(self.live(batch, seq), self.phase)
+        return _phase_peaks(self.live(batch, seq), self.by_phase)
 
 
 def _undominated(totals: np.ndarray, phase: np.ndarray) -> np.ndarray:
@@ -95,11 +96,20 @@ def _undominated(totals: np.ndarray, phase: np.ndarray) -> np.ndarray:
     return np.array(sorted(kept), dtype=np.int64)
 
 
-def _phase_peaks(live: np.ndarray, phase: np.ndarray) -> PhasePeaks:
+def _phase_indices(phase: np.ndarray) -> list[np.ndarray]:
+    """The events of each phase, in `PHASES` order (computed once per timeline: re-estimates reuse them)."""
+    return [np.flatnonzero(phase == index) for index in range(len(PHASES))]
+
+
+def timeline_peaks(timeline: Timeline) -> PhasePeaks:
+    """Each phase's peak of one traced timeline, with its breakdown at that instant."""
+    return _phase_peaks(timeline.live.astype(np.float64), _phase_indices(timeline.phase))
+
+
+def _phase_peaks(live: np.ndarray, by_phase: list[np.ndarray]) -> PhasePeaks:
     rows = np.zeros((len(PHASES), len(CATEGORIES)))
     totals = live.sum(axis=1)
-    for index in range(len(PHASES)):
-        where = np.flatnonzero(phase == index)
+    for index, where in enumerate(by_phase):
         if len(where):
             rows[index] = live[where[np.argmax(totals[where])]]
     return PhasePeaks(np.maximum(rows, 0))
@@ -119,13 +129,17 @@ class StepProfile:
         # (weight, blocks kept): the total is the sum of weight x peaks over the variants
         name = cache.entry_key(key, choice, spec)
         cached = cache.load(name)
-        if cached is not None:
-            self.variants = cached[0]
-            self.fitted = None if cached[1] is None else [FittedTimeline(c, p) for c, p in cached[1]]
-            return
-        self.variants = _variants(skeleton_stacks(key), choice)
-        self.fitted = self._fit()
-        cache.store(name, (self.variants, None if self.fitted is None else [(f.coef, f.phase) for f in self.fitted]))
+        if cached is None:
+            with cache.claim(name):
+                cached = cache.load(name)  # traced by another process while this one waited
+                if cached is None:
+                    self.variants = _variants(skeleton_stacks(key), choice)
+                    self.fitted = self._fit()
+                    fits = None if self.fitted is None else [(f.coef, f.phase) for f in self.fitted]
+                    cache.store(name, (self.variants, fits))
+                    return
+        self.variants = cached[0]
+        self.fitted = None if cached[1] is None else [FittedTimeline(c, p) for c, p in cached[1]]
 
     def _fit(self) -> list[FittedTimeline] | None:
         fitted = []
@@ -140,10 +154,11 @@ class StepProfile:
     def _trace(self, batch: int, seq: int, blocks: dict[str, int] | None) -> Timeline:
         return trace_step(self.key, self.choice, self.spec, batch_size=batch, seq_len=seq, keep_blocks=blocks)
 
+    @cached_property
     def block_bytes(self) -> np.ndarray:
         """Bytes by category one block of the deepest stack holds between steps' compute (its weights, gradients
         and optimizer states: what ZeRO-3/FSDP gather or reduce-scatter per block): the copy with the most
-        extrapolated blocks minus the copy one block shorter."""
+        extrapolated blocks minus the copy one block shorter (computed once: it does not depend on the shape)."""
         grown = [(weight, i) for i, (weight, blocks) in enumerate(self.variants[1:], start=1) if weight > 0 and blocks]
         if not grown:
             return np.zeros(len(CATEGORIES))
@@ -218,7 +233,7 @@ def _cached_trace(key: SkeletonKey, choice: MethodChoice, spec: StepSpec, shape:
                   variant: int) -> PhasePeaks:
     profile = step_profile(key, choice, spec)
     timeline = profile._trace(*shape, profile.variants[variant][1])
-    return _phase_peaks(timeline.live.astype(np.float64), timeline.phase)
+    return timeline_peaks(timeline)
 
 
 def saved_activations(key: SkeletonKey, choice: MethodChoice, spec: StepSpec, batch: int, seq: int) -> int:

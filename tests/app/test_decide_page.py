@@ -37,10 +37,10 @@ def test_recommendation_with_reasons_assumptions_and_evidence(at: AppTest) -> No
     assert at.toggle(key="checkpointing").value is True and at.number_input(key="rank").value == 8
     line = next(c.value for c in at.caption if c.value.startswith("Assumptions:"))
     assert "micro-batch 4 x 512 tokens" in line and "gradient checkpointing on" in line and "MFU 40%" in line
-    assert "r=8 on all-linear" in line and "equal settings" in line
+    assert "r=8 on peft's default modules" in line and "equal settings" in line
     lora = next(m for m in table["method"] if m.startswith("LoRA "))
     qlora = next(m for m in table["method"] if m.startswith("QLoRA"))
-    assert lora.endswith("r=8 (all-linear)") and qlora.endswith("r=8 (all-linear)")  # equal settings
+    assert lora.endswith("LoRA r=8") and qlora.endswith("LoRA) r=8")  # equal settings: QLoRA off its r=64 all-linear
     # the Pareto chart, the held-out accuracy next to the answer, the evidence rows with their sources
     assert len(at.get("vega_lite_chart")) == 1
     assert any("papers from the others" in m.value for m in at.markdown)

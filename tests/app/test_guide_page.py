@@ -25,7 +25,7 @@ def test_comparison_table_comes_from_the_recommender(app_env: Path) -> None:
     at.run()
     assert not at.exception and not at.error
     table = at.dataframe[-1].value
-    lora, qlora = "LoRA r=8 (all-linear)", "QLoRA (4-bit NF4 base + LoRA) r=8 (all-linear)"
+    lora, qlora = "LoRA r=8", "QLoRA (4-bit NF4 base + LoRA) r=8"  # peft's default modules, as on Memory
     assert set(table.columns) == {"Full fine-tuning", lora, qlora}  # LoRA and QLoRA at equal settings
     assert table.loc["Accuracy on code (gap to FFT, 80% interval)", "Full fine-tuning"] == "the reference"
     memory = table.loc["Memory per GPU (device peak)"]

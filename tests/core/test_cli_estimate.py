@@ -19,23 +19,27 @@ def test_json_single_method(capsys: pytest.CaptureFixture[str]) -> None:
     assert result["adapter_bytes"] == 4 * result["trainable_params"]
 
 
-def test_json_all_methods(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(capsys, "estimate", "--model", "gpt2", "--method", "all", "--rank", "4", "--json")
+def test_every_method_as_json_and_as_a_side_by_side_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """One set of flags for both outputs, so the second reuses the first's traced profiles (a cold `--method all`
+    traces every method's step)."""
+    argv = ("estimate", "--model", "gpt2", "--method", "all", "--batch-size", "2", "--seq-len", "256", "--gpu", "T4")
+    code, out, _ = run_cli(capsys, *argv, "--json")
     methods = {m["method"]: m for m in json.loads(out)["methods"]}
     assert code == 0
     assert methods["fft"]["trainable_params"] == 124_439_808
-    assert methods["lora"]["label"] == "LoRA r=4"
+    assert methods["lora"]["label"] == "LoRA r=8"
     assert methods["loha"]["applicable"] is False and "Conv1D" in methods["loha"]["error"]
     for m in methods.values():
         if m["applicable"]:
             assert {"total_params", "trainable_params", "trainable_share", "adapter_bytes"} <= set(m)
-
-
-def test_text_table_lists_every_method(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(capsys, "estimate", "--model", "roberta-base", "--method", "all")
+    code, out, _ = run_cli(capsys, *argv)
     assert code == 0
     for name in ("Full fine-tuning", "LoRA r=8", "BitFit", "Prefix tuning", "OFT"):
         assert name in out
+    assert "activ" in out and "max batch" in out
+    labels = ("Full fine-tuning ", "LoRA r=8 ", "Prefix tuning ")
+    assert sum(line.startswith(labels) for line in out.splitlines()) == 3
+    assert "--top-layers 30 exceeds the model's 12 blocks" in out  # a method whose default does not fit: reported
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 import pytest
 
 from core.errors import InputError
-from core.registry import ALL_LINEAR, FAMILIES, METHODS, MethodChoice, get_method, method_ids
+from core.registry import ALL_LINEAR, FAMILIES, METHODS, PEFT_DEFAULT, MethodChoice, get_method, method_ids
 
 REQUIRED = (
     "fft",
@@ -49,6 +49,17 @@ def test_defaults_fill_unset_knobs() -> None:
 def test_targets_are_split_and_kept() -> None:
     assert MethodChoice("lora", targets="q_proj, v_proj").targets == ("q_proj", "v_proj")
     assert MethodChoice("lora", targets=ALL_LINEAR).targets == ALL_LINEAR
+
+
+def test_peft_default_targets_are_a_value_any_method_can_be_set_to() -> None:
+    """peft's own modules are named, so QLoRA (all-linear by default) can be compared with LoRA at them."""
+    assert MethodChoice("lora").targets == PEFT_DEFAULT
+    qlora = MethodChoice("qlora", targets=PEFT_DEFAULT)
+    assert qlora.targets == PEFT_DEFAULT and qlora.label() == "QLoRA (4-bit NF4 base + LoRA) r=64"
+    assert qlora.peft_config("CAUSAL_LM").target_modules is None  # peft then picks the architecture's modules
+    assert MethodChoice("qlora").peft_config("CAUSAL_LM").target_modules == ALL_LINEAR
+    takers = [m for m in METHODS.values() if "targets" in m.defaults]
+    assert {m.defaults["targets"] for m in takers if m.id != "qlora"} == {PEFT_DEFAULT}
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from core.errors import InputError
 from core.gap.model import GapModel, fit_gap_model
 from core.gap.recommend import MethodOption, Recommendation, RecommendRequest, recommend
 from core.models import ResolvedModel, resolve_model
-from core.registry import MethodChoice
+from core.registry import PEFT_DEFAULT, MethodChoice
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +82,12 @@ def test_lora_style_methods_compare_at_equal_settings(small_model: GapModel, qwe
     rec = _run(small_model, qwen_small, methods=("lora", "qlora", "ia3"), rank=16)
     choices = {o.method: o.candidate.choice for o in rec.options if o.candidate is not None}
     assert choices["lora"].rank == choices["qlora"].rank == 16
-    assert choices["lora"].targets == choices["qlora"].targets == "all-linear"
+    assert choices["lora"].targets == choices["qlora"].targets == PEFT_DEFAULT  # the registry's LoRA default
     assert choices["qlora"].dropout == choices["lora"].dropout == 0.0
     assert choices["ia3"] == MethodChoice("ia3")  # not LoRA-style: its own defaults
-    assert "r=16 on all-linear" in rec.notes[0] and "equal settings" in rec.notes[0]
+    assert "r=16 on peft's default modules" in rec.notes[0] and "equal settings" in rec.notes[0]
+    assert rec.request.choice("lora") == MethodChoice("lora", rank=16)  # the registry's (and Memory's) default
+    assert choices["lora"].targets == PEFT_DEFAULT  # the evidence reads peft's modules as attention-only
     own = RecommendRequest(task_type="code", train_examples=1000, model="gpt2", gpu="t4", equal_settings=False)
     assert own.choice("qlora") == MethodChoice("qlora") and "settings differ" in own.settings_text()
 
@@ -135,7 +137,7 @@ def test_many_tasks_move_peft_up_by_storage(small_model: GapModel, qwen_small: R
     assert _diff(many) < _diff(one)
     assert _position(many, "lora") <= _position(one, "lora")
     fft_bytes, lora_bytes = _option(many, "fft").storage_bytes, _option(many, "lora").storage_bytes
-    assert fft_bytes is not None and lora_bytes is not None and fft_bytes > 30 * lora_bytes  # all-linear LoRA
+    assert fft_bytes is not None and lora_bytes is not None and fft_bytes > 30 * lora_bytes  # a LoRA adapter
 
 
 def test_one_pair_does_not_outrank_forty_on_a_small_difference(
@@ -156,7 +158,7 @@ def test_one_pair_does_not_outrank_forty_on_a_small_difference(
     assert rec.choice is lora and rec.best_peft is lora
     assert rec.rationale[0].startswith("3 methods that fit are indistinguishable on accuracy at 80%")
     assert "evidence 40 pairs of its own on classification" in rec.rationale[1]
-    assert lora.candidate is not None and lora.candidate.choice.targets == "all-linear"  # practice's default
+    assert lora.candidate is not None and lora.candidate.choice.targets == PEFT_DEFAULT  # the default of every page
 
 
 def test_the_guide_is_quantified(small_model: GapModel, qwen_small: ResolvedModel) -> None:

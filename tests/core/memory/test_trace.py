@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from core.memory.profile import DESIGN, StepProfile, _phase_peaks
+from core.memory.profile import DESIGN, StepProfile, timeline_peaks
 from core.memory.step import StepSpec, trace_step
 from core.memory.tiny import tiny_model
 from core.memory.trace import CATEGORIES, PHASES
@@ -25,7 +27,7 @@ def _tiny(family: str = "llama") -> SkeletonKey:
 
 def _direct(key: SkeletonKey, choice: MethodChoice, spec: StepSpec, batch: int, seq: int) -> np.ndarray:
     timeline = trace_step(key, choice, spec, batch_size=batch, seq_len=seq, keep_blocks=None)
-    return _phase_peaks(timeline.live.astype(float), timeline.phase).bytes
+    return timeline_peaks(timeline).bytes
 
 
 @pytest.mark.parametrize(("family", "method", "attention"), [
@@ -124,6 +126,25 @@ def test_profiles_are_cached_on_disk_and_a_broken_entry_is_traced_again(
     assert cache.entry_key(key, choice, replace(SPEC, optimizer="sgd")) != entries[0].stem
 
 
+def test_a_profile_another_process_is_tracing_is_waited_for_and_read_not_traced_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.memory import cache
+
+    key, choice = _tiny(), MethodChoice("ia3")
+    monkeypatch.setenv("TUNEWISE_CACHE_DIR", "off")
+    traced = StepProfile(key, choice, SPEC)
+    monkeypatch.setenv("TUNEWISE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(StepProfile, "_fit", lambda self: pytest.fail("traced although another holder stored it"))
+    name, waited = cache.entry_key(key, choice, SPEC), []
+    with cache.claim(name):  # another holder is tracing this entry
+        thread = threading.Thread(target=lambda: waited.append(StepProfile(key, choice, SPEC)))
+        thread.start()
+        assert cache.load(name) is None and not waited
+        cache.store(name, (traced.variants, [(f.coef, f.phase) for f in traced.fitted or []]))
+    thread.join()
+    np.testing.assert_array_equal(waited[0].phase_peaks(3, 48).bytes, traced.phase_peaks(3, 48).bytes)
+
+
 @pytest.mark.parametrize("method", ["fft", "lora"])
 def test_reentrant_checkpointing_recomputes_inside_backward_and_still_reaches_every_gradient(method: str) -> None:
     key = _tiny()
@@ -131,7 +152,7 @@ def test_reentrant_checkpointing_recomputes_inside_backward_and_still_reaches_ev
     for reentrant in (False, True):
         spec = replace(SPEC, checkpointing=True, reentrant=reentrant)
         timeline = trace_step(key, MethodChoice(method), spec, batch_size=4, seq_len=64, keep_blocks=None)
-        peaks[reentrant] = _phase_peaks(timeline.live.astype(float), timeline.phase).bytes
+        peaks[reentrant] = timeline_peaks(timeline).bytes
     clip, backward, gradients = PHASES.index("clip"), PHASES.index("backward"), CATEGORIES.index("gradients")
     assert peaks[True][clip, gradients] == peaks[False][clip, gradients] > 0  # frozen embeddings: input grads on
     assert peaks[True][backward].sum() >= peaks[False][backward].sum()
