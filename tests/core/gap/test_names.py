@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import pytest
 
 from core.errors import InputError
 from core.gap.names import match_method, match_task
 from core.registry import METHODS
 
+# Names with how they read before the registry owned the method names (see tests/core/warehouse/test_normalise.py).
+NAMES_SNAPSHOT = Path(__file__).parents[1] / "warehouse" / "method_names.csv"
 TYPES = ("classification", "code", "extraction", "generation", "instruction", "reasoning-math")
 
 
@@ -29,6 +34,22 @@ def test_literature_names_read_as_the_registrys_family(name: str, representative
     assert match.level == "family" and match.method_id is None
     assert match.family == METHODS[representative].family  # the family is the registry's, not a copy
     assert "wider interval" in match.note
+
+
+def _level_and_family(name: str) -> tuple[str, str]:
+    try:
+        match = match_method(name)
+    except InputError:
+        return "refused", ""
+    return match.level, match.family or ""
+
+
+def test_every_name_matches_as_in_the_snapshot() -> None:
+    with NAMES_SNAPSHOT.open(encoding="utf-8", newline="") as handle:
+        snapshot = list(csv.DictReader(handle))
+    assert {r["name"]: (r["level"], r["family"]) for r in snapshot} == {
+        r["name"]: _level_and_family(r["name"]) for r in snapshot
+    }
 
 
 def test_an_unknown_name_is_peft_in_general_never_an_error() -> None:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import csv
 import re
+from pathlib import Path
 
 import pytest
 
 from core.registry import ALL_LINEAR, METHODS
 from core.warehouse.normalise import OTHER, normalisation_report, normalise_method
 from core.warehouse.paths import PUBLISHED_RESULTS_CSV
+
+# How each name read before the registry owned the method names: every distinct name of the shipped results,
+# plus probe names for every name pattern, their precedence and the literature families (see its commit).
+NAMES_SNAPSHOT = Path(__file__).with_name("method_names.csv")
 
 
 def _shipped() -> list[tuple[str, str]]:
@@ -31,6 +36,14 @@ def test_every_shipped_name_normalises_and_is_counted() -> None:
     heads = {re.sub(r"[^a-z0-9]", "", re.split(r"[\s*\[]", name.lower())[0]) for name in report.unmapped}
     assert heads and not heads & registry
     assert sum(report.unmapped.values()) == report.counts.get(OTHER, 0)
+
+
+def test_every_name_reads_as_in_the_snapshot() -> None:
+    with NAMES_SNAPSHOT.open(encoding="utf-8", newline="") as handle:
+        snapshot = list(csv.DictReader(handle))
+    assert {name for name, _ in _shipped()} <= {r["name"] for r in snapshot if r["source"] == "published"}
+    read = {r["name"]: normalise_method(r["name"]).method_id for r in snapshot}
+    assert {r["name"]: r["method_id"] for r in snapshot} == read
 
 
 @pytest.mark.parametrize(
