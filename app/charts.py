@@ -4,11 +4,13 @@ one colour on every page (`METHOD_COLORS`, built from the registry's order)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import altair as alt
 import pandas as pd
 
 from core.registry import METHODS, candidate_ids, method_ids
+from core.warehouse.seed import source_key
 
 # Full fine-tuning is the reference every gap is measured against: always the same near-black.
 FFT_COLOR = "#111827"
@@ -152,14 +154,76 @@ def gap_by_task_and_method(pairs: pd.DataFrame) -> alt.LayerChart:
     return (points + medians + counts + _zero_rule()).properties(height=360)
 
 
-def gap_against(pairs: pd.DataFrame, field: str, title: str, *, log_base: int = 10) -> alt.LayerChart:
-    """Gap against a numeric setup field (trainable share, data size, rank) on a log axis, each pair in its
-    method's fixed colour and shaped by task type (`title` names the field and its unit)."""
+@dataclass(frozen=True)
+class GapAxis:
+    """A setup field the gap is charted against: its column in the pairs, the chart's axis title and the table's
+    header (each in plain words with its unit), and the Streamlit number format the table prints it with."""
+
+    field: str
+    title: str
+    column: str
+    number_format: str
+
+
+TRAINABLE_SHARE = GapAxis("trainable_pct", "trainable share (% of parameters)", "trainable share (%)", "%.3g")
+TRAIN_EXAMPLES = GapAxis("train_examples", "training examples", "training examples", "localized")
+RANK = GapAxis("rank", "adapter rank r", "rank r", "%d")
+GAP_COLUMN = "PEFT minus FFT (points)"
+# Up to this many points a gap-against chart names each one beside it; more would only pile up unreadable text.
+LABEL_LIMIT = 12
+_PAPER_CHARS = 28
+
+
+def paper_name(source: str) -> str:
+    """A source's short name ('LoRA (Hu et al. 2021, ...)' -> 'LoRA'), cut to fit beside a dot or in a cell."""
+    short = source_key(source)
+    return short if len(short) <= _PAPER_CHARS else short[: _PAPER_CHARS - 1].rstrip() + "…"
+
+
+def _plotted(pairs: pd.DataFrame, field: str) -> pd.DataFrame:
+    """The pairs a gap-against chart plots, named, in `field`'s order: those stating a positive `field` (a log
+    axis has no zero)."""
     data = _named(pairs.dropna(subset=[field]))
     data = data[data[field] > 0]
+    return data.sort_values([field, "method_name", "gap"], kind="stable", ignore_index=True)
+
+
+def gap_points_table(pairs: pd.DataFrame, axis: GapAxis) -> pd.DataFrame:
+    """The points `gap_against` plots for `axis`, one row each in the axis' order: method, task, paper, the field
+    under its header with unit, and the gap (PEFT minus FFT, points, sign kept), the table beside the chart so no
+    reader has to pick overlapping dots apart. Whole-number fields (examples, rank) come as integers."""
+    data = _plotted(pairs, axis.field)
+    values = data[axis.field]
+    if (values % 1 == 0).all():
+        values = values.astype("int64")
+    return pd.DataFrame({
+        "method": data["method_name"], "task": data["task"], "paper": data["source"].map(paper_name),
+        axis.column: values, GAP_COLUMN: data["gap"],
+    })
+
+
+def _point_labels(data: pd.DataFrame, x: alt.X) -> list[alt.Chart]:
+    """Method and paper beside each point, alternately above and below along the axis so neighbours do not
+    collide; none when there are more than `LABEL_LIMIT` points."""
+    if len(data) > LABEL_LIMIT:
+        return []
+    labelled = data.assign(label=data["method_name"] + " · " + data["source"].map(paper_name))
+    return [
+        alt.Chart(labelled.iloc[start::2]).mark_text(align="left", dx=6, dy=dy, fontSize=10).encode(
+            x=x, y=GAP_AXIS, text="label:N", color=_method_legend(data),
+        )
+        for start, dy in ((0, -9), (1, 11))
+    ]
+
+
+def gap_against(pairs: pd.DataFrame, field: str, title: str, *, log_base: int = 10) -> alt.LayerChart:
+    """Gap against a numeric setup field (trainable share, data size, rank) on a log axis, each pair in its
+    method's fixed colour and shaped by task type (`title` names the field and its unit); up to `LABEL_LIMIT`
+    points are each labelled with their method and paper."""
+    data = _plotted(pairs, field)
+    x = alt.X(f"{field}:Q", title=f"{title} (log scale)", scale=alt.Scale(type="log", base=log_base))
     points = alt.Chart(data).mark_point(size=55, opacity=0.7, filled=True).encode(
-        x=alt.X(f"{field}:Q", title=f"{title} (log scale)", scale=alt.Scale(type="log", base=log_base)),
-        y=GAP_AXIS, color=_method_legend(data), shape=alt.Shape("task_type:N", title="task type"),
+        x=x, y=GAP_AXIS, color=_method_legend(data), shape=alt.Shape("task_type:N", title="task type"),
         tooltip=[*GAP_TOOLTIP, alt.Tooltip(f"{field}:Q", title=title)],
     )
-    return (points + _zero_rule()).properties(height=320)
+    return alt.layer(points, *_point_labels(data, x), _zero_rule()).properties(height=320)

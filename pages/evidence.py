@@ -6,7 +6,16 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app.charts import gap_against, gap_by_task_and_method
+from app.charts import (
+    GAP_COLUMN,
+    LABEL_LIMIT,
+    RANK,
+    TRAIN_EXAMPLES,
+    TRAINABLE_SHARE,
+    gap_against,
+    gap_by_task_and_method,
+    gap_points_table,
+)
 from app.resources import (
     cached_calibration_tables,
     cached_claims,
@@ -100,21 +109,28 @@ with charts:
             })
         st.caption("Dots: one pair each, in the method's colour (the same on every page). Tick: the median, with "
                    "its number of pairs above; the table beside gives the same figures.")
-        left, right = st.columns(2)
-        with left:
-            st.subheader("Gap against trainable share")
-            st.altair_chart(gap_against(target, "trainable_pct", "trainable share (% of parameters)"),
-                            key="chart_share")
-            st.subheader("Gap against rank")
-            st.caption("The seed paper (S19) claims raising LoRA's rank barely moves performance: diminishing returns.")
-            st.altair_chart(gap_against(target, "rank", "adapter rank r"), key="chart_rank")
-        with right:
-            st.subheader("Gap against training-set size")
-            st.caption(
-                "The seed paper (S16) claims LoRA leads below about 20 examples per class and FFT above; "
-                "the dots are the published pairs that state their training-set size."
-            )
-            st.altair_chart(gap_against(target, "train_examples", "training examples"), key="chart_data")
+        st.caption(f"Below, one dot per pair in the method's colour, shaped by task type (up to {LABEL_LIMIT} dots "
+                   "are named on the chart); the table beside each chart lists its pairs in the axis' order.")
+        for axis, name, key, claim in (
+            (TRAINABLE_SHARE, "trainable share", "share", ""),
+            (TRAIN_EXAMPLES, "training-set size", "data", "The seed paper (S16) claims LoRA leads below about 20 "
+             "examples per class and FFT above; the dots are the published pairs that state their training-set size."),
+            (RANK, "rank", "rank", "The seed paper (S19) claims raising LoRA's rank barely moves performance: "
+             "diminishing returns."),
+        ):
+            points = gap_points_table(target, axis)
+            st.subheader(f"Gap against {name} ({len(points)} pairs)")
+            if claim:
+                st.caption(claim)
+            if points.empty:
+                st.info(f"No pairs for these filters state their {name}.")
+                continue
+            chart, table = st.columns([3, 2])
+            chart.altair_chart(gap_against(target, axis.field, axis.title), key=f"chart_{key}")
+            table.dataframe(points, hide_index=True, key=f"points_{key}", height=320, column_config={
+                axis.column: st.column_config.NumberColumn(axis.column, format=axis.number_format),
+                GAP_COLUMN: st.column_config.NumberColumn(GAP_COLUMN, format="%+.2f"),
+            })
 with accuracy_tab:
     st.markdown(model.heldout_summary())
     held = model.calibration.heldout.assign(

@@ -1,4 +1,5 @@
-"""Shared chart helpers: one colour per method on every page, and the Pareto chart of expected gap vs memory."""
+"""Shared chart helpers: one colour per method on every page, the Pareto chart of expected gap vs memory, and the
+gap-against charts with their labelled points and the table of points beside."""
 
 from __future__ import annotations
 
@@ -7,9 +8,17 @@ import pandas as pd
 from app.charts import (
     CAPACITY_COLOR,
     FFT_COLOR,
+    GAP_COLUMN,
+    LABEL_LIMIT,
     METHOD_COLORS,
+    RANK,
+    TRAIN_EXAMPLES,
+    TRAINABLE_SHARE,
+    gap_against,
+    gap_points_table,
     method_color,
     method_color_scale,
+    paper_name,
     pareto_chart,
     pareto_frontier,
 )
@@ -73,3 +82,74 @@ def test_pareto_chart_encodings_labels_and_red_capacity_rule() -> None:
     assert [row["method_id"] for row in front_rows] == ["qlora", "lora", "dora", "fft"]
     rule_rows = datasets[layers[3]["data"]["name"]]
     assert rule_rows == [{"peak_gib": 80.0, "text": "H100 80GB: 80.0 GiB"}]
+
+
+def _pairs(n: int = 4) -> pd.DataFrame:
+    """`n` charted pairs cycling through LoRA, DoRA and VeRA; the first states no rank, the second a zero share
+    (neither can sit on a log axis)."""
+    methods = ["lora", "dora", "vera"]
+    return pd.DataFrame({
+        "source": ["LoRA (Hu et al. 2021, arXiv 2106.09685 v2)", "SVFT (Lingam et al. 2024, arXiv 2405.17604)"] * n,
+        "model": "RoBERTa-base", "task": [f"task {i}" for i in range(2 * n)], "task_type": "classification",
+        "method_id": [methods[i % 3] for i in range(2 * n)], "method_raw": "raw",
+        "gap": [(-1) ** i * (i + 0.5) for i in range(2 * n)],
+        "trainable_pct": [0.5, 0.0, *[0.1 * (i + 1) for i in range(2 * n - 2)]],
+        "rank": [None, *[float(2 ** (i % 5)) for i in range(2 * n - 1)]],
+        "train_examples": [1000.0 * (2 * n - i) for i in range(2 * n)],
+    })
+
+
+def test_points_table_lists_each_plotted_point_with_units_and_the_gap_sign() -> None:
+    pairs = _pairs()
+    table = gap_points_table(pairs, RANK)
+    assert list(table.columns) == ["method", "task", "paper", "rank r", GAP_COLUMN]
+    assert GAP_COLUMN == "PEFT minus FFT (points)"
+    # one row per plotted point: the pair without a rank is not on the chart, so not in the table
+    assert len(table) == len(pairs) - 1 and "task 0" not in set(table["task"])
+    assert table["rank r"].dtype == "int64" and table["rank r"].is_monotonic_increasing
+    by_task = pairs.set_index("task")["gap"]
+    assert (table[GAP_COLUMN] == table["task"].map(by_task)).all()  # PEFT minus FFT, never flipped
+    assert (table[GAP_COLUMN] < 0).any() and (table[GAP_COLUMN] > 0).any()
+    assert set(table["paper"]) == {"LoRA", "SVFT"}
+    assert set(table["method"]) == {"LoRA", "DoRA", "VeRA"}
+    share = gap_points_table(pairs, TRAINABLE_SHARE)
+    assert len(share) == len(pairs) - 1 and "task 1" not in set(share["task"])  # a zero share has no log position
+    assert share.columns[3] == "trainable share (%)" and share["trainable share (%)"].dtype == "float64"
+    examples = gap_points_table(pairs, TRAIN_EXAMPLES)
+    assert len(examples) == len(pairs) and examples["training examples"].tolist() == [1000 * i for i in range(1, 9)]
+
+
+def test_paper_name_is_the_citation_short_name_cut_to_fit() -> None:
+    assert paper_name("QLoRA (Dettmers et al. 2023)") == "QLoRA"
+    long = paper_name("Sun et al. 2023 'A Comparative Study between Full-Parameter and LoRA' (arXiv 2304.08109)")
+    assert long.startswith("Sun et al. 2023") and long.endswith("…") and len(long) <= 28
+
+
+def _layer_marks(spec: dict) -> list[str]:
+    return [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in spec["layer"]]
+
+
+def test_few_points_are_each_labelled_with_method_and_paper_in_the_method_colour() -> None:
+    pairs = _pairs()
+    spec = gap_against(pairs, "rank", "adapter rank r", log_base=2).to_dict()
+    assert _layer_marks(spec) == ["point", "text", "text", "rule"]
+    point, above, below = spec["layer"][:3]
+    assert point["encoding"]["x"]["title"] == "adapter rank r (log scale)"
+    assert "PEFT minus FFT" in point["encoding"]["y"]["title"]
+    colours = point["encoding"]["color"]["scale"]
+    assert dict(zip(colours["domain"], colours["range"], strict=True)) == {
+        "LoRA": method_color("lora"), "DoRA": method_color("dora"), "VeRA": method_color("vera"),
+    }
+    assert above["mark"]["dy"] < 0 < below["mark"]["dy"]  # neighbours alternate above and below their dots
+    labels = [row["label"] for layer in (above, below) for row in spec["datasets"][layer["data"]["name"]]]
+    plotted = spec["datasets"][point["data"]["name"]]
+    assert len(labels) == len(plotted) == len(gap_points_table(pairs, RANK))
+    assert {"LoRA · LoRA", "DoRA · SVFT", "VeRA · LoRA"} <= set(labels)
+    assert above["encoding"]["text"]["field"] == "label" and above["encoding"]["color"]["scale"] == colours
+
+
+def test_many_points_carry_no_labels_only_the_table_beside() -> None:
+    pairs = _pairs(LABEL_LIMIT)
+    spec = gap_against(pairs, "train_examples", "training examples").to_dict()
+    assert _layer_marks(spec) == ["point", "rule"]
+    assert len(spec["datasets"][spec["layer"][0]["data"]["name"]]) == len(gap_points_table(pairs, TRAIN_EXAMPLES))

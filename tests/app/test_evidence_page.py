@@ -1,8 +1,11 @@
 """Evidence page: renders, filters change the charts, links restore the view, bad uploads list their rows."""
 
+import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "evidence.py")
@@ -39,6 +42,63 @@ def test_default_render(at: AppTest) -> None:
     assert not claims.astype(str).isin(["None", "nan"]).any().any()
     assert "PEFT minus FFT" in at.tabs[2].caption[0].value
     assert at.tabs[2].markdown[0].value.startswith("**Verdicts:** 19 claims: ")
+
+
+POINT_TABLES = (("trainable share", "trainable share (%)"), ("training-set size", "training examples"),
+                ("rank", "rank r"))
+
+
+def _points_tables(at: AppTest) -> dict[str, pd.DataFrame]:
+    """The table beside each gap-against chart, by the field its chart plots (the summary table comes first)."""
+    tables = [frame.value for frame in at.tabs[0].dataframe[1:]]
+    return {name: next(t for t in tables if column in t.columns) for name, column in POINT_TABLES
+            if any(column in t.columns for t in tables)}
+
+
+def _chart_data(at: AppTest, index: int) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """A chart's Vega-Lite spec and its named datasets (Streamlit sends them beside the spec, as Arrow)."""
+    chart = at.get("vega_lite_chart")[index]
+    return json.loads(chart.proto.spec), {d.name: convert_arrow_bytes_to_pandas_df(d.data.data)
+                                          for d in chart.proto.datasets}
+
+
+def _heading(at: AppTest, name: str) -> str:
+    return next(h.value for h in at.subheader if h.value.startswith(f"Gap against {name} ("))
+
+
+def test_each_gap_against_chart_has_its_points_table_beside(at: AppTest) -> None:
+    at.run()
+    assert not at.exception
+    tables = _points_tables(at)
+    assert len(tables) == 3 and len(at.tabs[0].dataframe) == 4
+    counts = {"trainable share": 470, "training-set size": 350, "rank": 299}
+    for name, column in POINT_TABLES:
+        table = tables[name]
+        assert list(table.columns) == ["method", "task", "paper", column, "PEFT minus FFT (points)"]
+        assert len(table) == counts[name] and f"({counts[name]} pairs)" in _heading(at, name)
+        assert table[column].is_monotonic_increasing and (table[column] > 0).all()
+        assert (table["PEFT minus FFT (points)"] < 0).any() and (table["PEFT minus FFT (points)"] > 0).any()
+        assert not table.isna().any().any()
+    assert "LoRA" in set(tables["rank"]["method"]) and "LoRA" in set(tables["rank"]["paper"])
+    # hundreds of dots: the charts leave the naming to the tables
+    specs = [_chart_data(at, i)[0] for i in (1, 2, 3)]
+    assert all([layer["mark"]["type"] for layer in spec["layer"]] == ["point", "rule"] for spec in specs)
+
+
+def test_few_points_are_named_on_the_chart_and_a_chart_without_points_says_so(at: AppTest) -> None:
+    at.query_params["task"] = "extraction"
+    at.run()
+    assert not at.exception
+    tables = _points_tables(at)
+    assert set(tables) == {"trainable share", "training-set size"}
+    assert len(tables["trainable share"]) == len(tables["training-set size"]) == 7
+    assert "No pairs for these filters state their rank." in at.tabs[0].info[0].value
+    share, datasets = _chart_data(at, 1)
+    assert [layer["mark"]["type"] for layer in share["layer"]] == ["point", "text", "text", "rule"]
+    labels = pd.concat([datasets[layer["data"]["name"]]["label"] for layer in share["layer"][1:3]])
+    table = tables["trainable share"]
+    assert len(datasets[share["layer"][0]["data"]["name"]]) == len(labels) == len(table)
+    assert sorted(labels) == sorted(table["method"] + " · " + table["paper"])
 
 
 def test_method_filter_is_exact_and_an_empty_result_says_so(at: AppTest) -> None:
