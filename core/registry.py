@@ -1,8 +1,8 @@
 """The one registry of fine-tuning methods.
 
 The counter, estimator, warehouse normaliser, recommender, CLI and UI all read this module, so a method
-exists in exactly one place. Each entry says what the method is (id, display name, family, literature
-aliases), which knobs it takes with their defaults, and how it trains: a peft config builder (plus what
+exists in exactly one place. Each entry says what the method is (id, display name, family, the names it
+goes by), which knobs it takes with their defaults, and how it trains: a peft config builder (plus what
 peft's own optimizer helper freezes or changes), or a `Trains` rule for the methods that set `requires_grad`
 themselves (full fine-tuning, BitFit, partial fine-tuning). Every peft type peft ships is here; methods
 that exist only as published evidence (bottleneck adapters, SPoT, ...) or that peft cannot build from a
@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
+from itertools import pairwise
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,45 @@ FAMILIES: Mapping[str, str] = MappingProxyType(
         "soft-prompt": "Soft prompts: learned virtual tokens or key/value prefixes",
         "additive": "Additive: new modules inserted into or beside the network",
         "baseline": "No training: the base model as published",
+    }
+)
+
+
+@dataclass(frozen=True)
+class NamePattern:
+    """A regex searched in a lower-cased free-form name ("LoRA r=16 (all modules)", "FT-Top2", "HydraLoRA").
+    Every pattern of one table (the methods' `name_patterns`, or `FAMILY_NAMES`) is tried in ascending
+    `priority` and the first match wins, so a name that contains another goes first (DVoRA before DoRA before
+    LoRA). Priorities are unique per table, in steps of 10 to leave room for new names."""
+
+    priority: int
+    regex: str
+
+
+# Literature names, read as their family when a name reads as no registry method. Sources: the method papers' own
+# descriptions (PiSSA, OLoRA, rsLoRA, LoRA+, MoRA, ReLoRA, HydraLoRA, SVFT, VB-LoRA, FourierFT are low-rank or
+# structured updates of frozen weights; BOFT, HRA, Bone/MiSS are orthogonal or householder rotations,
+# reparameterisations like OFT; Houlsby, Pfeiffer, parallel adapters and Compacter add bottleneck modules;
+# LLaMA-Adapter / adaption prompt and XPrompt learn prompts; SHiRA, diff pruning, FISH, LN tuning and trainable
+# tokens train a sparse subset of existing weights like BitFit).
+FAMILY_NAMES: Mapping[str, NamePattern] = MappingProxyType(
+    {
+        "orthogonal": NamePattern(10, r"\bb?oft\b|orthogonal|householder|\bhra\b|\bbone\b|\bmiss\b|goft|psoft|\bosf\b"),
+        "soft-prompt": NamePattern(
+            20, r"adaption.?prompt|llama.?adapter|prompt|prefix|p.?tuning|soft.?prompt|\bspot\b"
+        ),  # before additive: LLaMA-Adapter learns prompts
+        "additive": NamePattern(30, r"adapter|houlsby|pfeiffer|parallel|compacter|\bmam\b"),
+        "scaling": NamePattern(40, r"ia3|\(ia\)|\bscal"),
+        "selective": NamePattern(
+            50,
+            r"bitfit|bias|sparse|shira|diff.?prun|fish|ln.?tuning|layer.?norm|trainable.?tokens|partial|top.?\d|"
+            r"freez|\bfrod\b|\bbeft\b",
+        ),
+        "low-rank": NamePattern(
+            60,
+            r"lora|lokr|loha|vera|svft|\bmora\b|pissa|krona|low.?rank|fourier|waveft|\bc3a\b|\bhira\b|\blily\b|"
+            r"adamss|\broad\b|glora|peanut|\bdeft\b|svd|rank",
+        ),  # last: "rank" and "lora" are inside many other names
     }
 )
 
@@ -124,6 +164,10 @@ class Method:
       permutation tensors from data, which must be real; the base model stays on meta either way).
     - `scaled_defaults`: knob -> (knob, ratio): when unset, ceil(ratio x the other knob) (AdaLoRA's init rank).
     - `rank_label`: what --rank means in labels (OFT: the number of blocks).
+    - `aliases`: other exact names of the method (case, spaces and punctuation aside), read by `get_method` and
+      the warehouse normaliser.
+    - `name_patterns`: how a free-form published name reads as this method when it spells no id or alias
+      (`NamePattern`s, tried across the registry in priority order: `NAME_RULES`).
     """
 
     id: str
@@ -137,6 +181,7 @@ class Method:
     unavailable: str = "exists only as published evidence"
     quantized_base: bool = False
     aliases: tuple[str, ...] = ()
+    name_patterns: tuple[NamePattern, ...] = ()
     rank_bounds_layers: bool = False
     soft_prompt: str = "none"
     frozen_adapter_params: tuple[str, ...] = ()
@@ -172,6 +217,11 @@ class Method:
     @property
     def is_peft(self) -> bool:
         return self.build is not None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The exact names of the method: its id, then its aliases."""
+        return (self.id, *self.aliases)
 
 
 def _targets(value: Any) -> Any:
@@ -284,31 +334,39 @@ _METHODS: tuple[Method, ...] = (
     Method(
         "fft", "Full fine-tuning", "full", "every weight trains; the reference every gap is measured against",
         trains=Trains("all"), aliases=("full", "full fine-tuning", "full-ft", "ft-full", "model tuning"),
+        name_patterns=(
+            NamePattern(210, r"\bfull fine-?tuning\b|\bmodel tuning\b|^ft\b|\bfft\b|\bft-full\b|\bfull[- ]ft\b"),
+        ),  # last: "fine-tuning" and "FT" are in many names
     ),
     Method(
         "partial_ft", "Partial fine-tuning (top K blocks)", "selective",
         "only the top K transformer blocks (and a new task head) train", {"top_layers": 2},
         trains=Trains("top_blocks"), aliases=("partial fine-tuning", "ft-top"),
         reference="Li & Liang 2021 (FT-Top2); Liu et al., Look Within or Look Beyond?",
+        name_patterns=(NamePattern(130, r"\bft-top\d+|\btop-?\d+ layers?\b|\bpartial fine-?tuning\b"),),
     ),
     Method(
         "bitfit", "BitFit (biases only)", "selective", "only bias terms (and a new task head) train",
         trains=Trains("biases"), reference="Ben Zaken et al. 2022, arXiv 2106.10199",
+        name_patterns=(NamePattern(120, r"\bbitfit\b"),),
     ),
     Method(
         "lora", "LoRA", "low-rank", "a rank-r update B·A beside each frozen target weight", _LORA_DEFAULTS, _lora(),
         aliases=("low-rank adaptation",), rank_bounds_layers=True, reference="Hu et al. 2021, arXiv 2106.09685",
+        name_patterns=(NamePattern(100, r"\blora\b"),),  # after the LoRA variants, whose names mention LoRA
     ),
     Method(
         "qlora", "QLoRA (4-bit NF4 base + LoRA)", "low-rank", "LoRA on every linear layer of a 4-bit NormalFloat base",
         {"rank": 64, "alpha": 16.0, "targets": ALL_LINEAR, "dropout": 0.1, "adapter_dtype": "fp32"}, _lora(),
         quantized_base=True, rank_bounds_layers=True,
         reference="Dettmers et al. 2023, arXiv 2305.14314 (r=64, alpha=16, dropout 0.1, all linear layers)",
+        name_patterns=(NamePattern(20, r"\bq-?lora\b"),),  # before LoRA, which its names mention
     ),
     Method(
         "dora", "DoRA", "low-rank", "LoRA on the direction plus a trained magnitude vector per weight",
         _LORA_DEFAULTS, _lora(use_dora=True), aliases=("weight-decomposed low-rank adaptation",),
         rank_bounds_layers=True, reference="Liu et al. 2024, arXiv 2402.09353",
+        name_patterns=(NamePattern(30, r"\bdora\b"),),  # before LoRA, which its names mention
     ),
     Method(
         "rslora", "rsLoRA (rank-stabilised LoRA)", "low-rank", "LoRA scaled by alpha / sqrt(r) instead of alpha / r",
@@ -347,30 +405,36 @@ _METHODS: tuple[Method, ...] = (
         ),
         rank_bounds_layers=True, scaled_defaults={"init_rank": ("rank", ADALORA_INIT_RATIO)},
         reference="Zhang et al. 2023, arXiv 2303.10512",
+        name_patterns=(NamePattern(40, r"\badalora\b"),),
     ),
     Method(
         "ia3", "IA3", "scaling", "learned vectors rescale keys, values and feed-forward activations", _ADAPTED, _ia3,
         aliases=("(ia)^3", "(ia)3", "ia^3"), reference="Liu et al. 2022, arXiv 2205.05638",
+        name_patterns=(NamePattern(90, r"\(ia\)\^?3|\bia3\b"),),
     ),
     Method(
         "vera", "VeRA", "low-rank", "frozen shared random matrices with trained scaling vectors",
         _ranked(256, dropout=0.0), _config("VeraConfig", {"r": "rank", "vera_dropout": "dropout", **_TARGETS}),
         reference="Kopiczko et al. 2024, arXiv 2310.11454",
+        name_patterns=(NamePattern(50, r"\bvera\b"),),
     ),
     Method(
         "loha", "LoHa", "low-rank", "Hadamard product of two low-rank updates", _LORA_DEFAULTS,
         _config("LoHaConfig", {"r": "rank", "alpha": "alpha", "rank_dropout": "dropout", **_TARGETS}),
         rank_bounds_layers=True, reference="Hyeon-Woo et al. 2022, arXiv 2108.06098",
+        name_patterns=(NamePattern(60, r"\bloha\b"),),
     ),
     Method(
         "lokr", "LoKr", "low-rank", "Kronecker-product update", _LORA_DEFAULTS,
         _config("LoKrConfig", {"r": "rank", "alpha": "alpha", "rank_dropout": "dropout", **_TARGETS}),
         rank_bounds_layers=True, reference="Yeh et al. 2024, arXiv 2309.14859",
+        name_patterns=(NamePattern(70, r"\blokr\b"),),
     ),
     Method(
         "oft", "OFT", "orthogonal", "block-diagonal orthogonal rotation of frozen weights",
         {"rank": None, "targets": PEFT_DEFAULT, "dropout": 0.0, "adapter_dtype": "fp32"}, _oft, rank_label="blocks",
         reference="Qiu et al. 2023, arXiv 2306.07280",
+        name_patterns=(NamePattern(80, r"\boft\b"),),
     ),
     Method(
         "boft", "BOFT", "orthogonal", "orthogonal rotation factored into sparse butterfly blocks",
@@ -525,16 +589,24 @@ _METHODS: tuple[Method, ...] = (
         "prefix_tuning", "Prefix tuning", "soft-prompt", "learned key/value prefixes in every attention layer",
         _PROMPT_DEFAULTS, _config("PrefixTuningConfig", {"num_virtual_tokens": "virtual_tokens"}),
         aliases=("prefix",), soft_prompt="attention", reference="Li & Liang 2021, arXiv 2101.00190",
+        name_patterns=(NamePattern(150, r"\bprefix\b|\bprelayer\b|\bprefixtuning\b"),),
     ),
     Method(
         "prompt_tuning", "Prompt tuning", "soft-prompt", "learned virtual tokens prepended to the input embeddings",
         _PROMPT_DEFAULTS, _config("PromptTuningConfig", {"num_virtual_tokens": "virtual_tokens"}),
         aliases=("prompt",), soft_prompt="input", reference="Lester et al. 2021, arXiv 2104.08691",
+        name_patterns=(
+            # Prefix-embedding tuning trains only input-embedding prefix tokens: prompt tuning (Hu et al. 2021,
+            # 5.1); before prefix tuning, whose name it contains.
+            NamePattern(140, r"\bprefix-embedding\b|\bpreembed\b"),
+            NamePattern(180, r"\bprompt[-_ ]?tuning\b"),  # after prefix and P-tuning, the more specific names
+        ),
     ),
     Method(
         "p_tuning", "P-tuning", "soft-prompt", "virtual tokens produced by a small prompt encoder (MLP)",
         _PROMPT_DEFAULTS, _config("PromptEncoderConfig", {"num_virtual_tokens": "virtual_tokens"}),
         soft_prompt="input", reference="Liu et al. 2021, arXiv 2103.10385",
+        name_patterns=(NamePattern(170, r"\bp-?tuning\b"),),
     ),
     Method(
         "multitask_prompt_tuning", "Multitask prompt tuning", "soft-prompt",
@@ -570,16 +642,22 @@ _METHODS: tuple[Method, ...] = (
         "adapter", "Bottleneck adapters", "additive", "small bottleneck MLPs inserted after sub-layers",
         estimable=False, aliases=("houlsby", "pfeiffer", "bottleneck adapter"),
         reference="Houlsby et al. 2019; Pfeiffer et al. 2021",
+        name_patterns=(NamePattern(190, r"\badapter|\badpt[a-z]\b"),),
     ),
     Method(
         "spot", "SPoT (soft prompt transfer)", "soft-prompt", "prompt tuning initialised from a source-task prompt",
         estimable=False, reference="Vu et al. 2022, arXiv 2110.07904",
+        name_patterns=(NamePattern(110, r"\bspot\b"),),
     ),
     Method(
         "dvora", "DVoRA (DoRA + VeRA)", "low-rank", "DoRA's magnitude/direction split over VeRA's shared matrices",
         estimable=False, reference="Liu et al. 2024, arXiv 2402.09353 (DoRA paper, DVoRA variant)",
+        name_patterns=(NamePattern(10, r"\bdvora\b"),),  # before DoRA and VeRA, which it names
     ),
-    Method("base", "No fine-tuning", "baseline", "the base model as published, for reference", estimable=False),
+    Method(
+        "base", "No fine-tuning", "baseline", "the base model as published, for reference", estimable=False,
+        name_patterns=(NamePattern(200, r"\bno fine-?tuning\b|\bzero-shot\b|\bbase model\b"),),
+    ),
     Method(
         "other", "Other (not normalised)", "baseline", "a published method name TuneWise could not map", estimable=False
     ),
@@ -597,7 +675,7 @@ def _normalise(name: str) -> str:
 def _lookup_table() -> Mapping[str, str]:
     table: dict[str, str] = {}
     for method in _METHODS:
-        for name in (method.id, *method.aliases):
+        for name in method.names:
             key = _normalise(name)
             if table.setdefault(key, method.id) != method.id:
                 raise ValueError(f"method name {name!r} of {method.id} already names {table[key]}")
@@ -605,6 +683,32 @@ def _lookup_table() -> Mapping[str, str]:
 
 
 _LOOKUP = _lookup_table()
+
+
+def _in_priority_order(named: Iterable[tuple[NamePattern, str]], table: str) -> tuple[tuple[re.Pattern[str], str], ...]:
+    """(compiled pattern, what it names) by ascending priority; a shared priority would leave two patterns'
+    order to chance, so it is refused."""
+    ordered = sorted(named, key=lambda pair: pair[0].priority)
+    for (first, first_named), (second, second_named) in pairwise(ordered):
+        if first.priority == second.priority:
+            raise ValueError(f"{table}: {first_named} and {second_named} share priority {first.priority}")
+    return tuple((re.compile(pattern.regex), target) for pattern, target in ordered)
+
+
+def _family_rules() -> tuple[tuple[re.Pattern[str], str], ...]:
+    """`FAMILY_NAMES` in priority order, each a family the registry declares."""
+    unknown = set(FAMILY_NAMES) - set(FAMILIES)
+    if unknown:
+        raise ValueError(f"FAMILY_NAMES: unknown families {sorted(unknown)}")
+    return _in_priority_order(((pattern, family) for family, pattern in FAMILY_NAMES.items()), "FAMILY_NAMES")
+
+
+# How a published name that spells no id or alias reads as a method: (pattern, method id), first match wins.
+NAME_RULES: tuple[tuple[re.Pattern[str], str], ...] = _in_priority_order(
+    ((pattern, method.id) for method in _METHODS for pattern in method.name_patterns), "method name_patterns"
+)
+# How a name that reads as no method reads as a family: (pattern, family), first match wins.
+FAMILY_RULES: tuple[tuple[re.Pattern[str], str], ...] = _family_rules()
 
 
 def method_ids(*, estimable_only: bool = True) -> tuple[str, ...]:

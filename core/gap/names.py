@@ -3,9 +3,9 @@ or "PEFT in general"; a warehouse task type or "any task type". Unknown names ne
 the nearest level, and the prediction then carries a note and the wider interval of that level.
 
 Method names are read first as the warehouse reads published names (`normalise_method`: registry ids, PEFT's
-`type [config]` names, the literature's spellings), then by the literature families below. Each family is
-named by a registry method of that family (its `family` is read from the registry, never copied here), so a
-new registry method or a renamed family needs no change in this module.
+`type [config]` names, the literature's spellings), then as a family by the registry's literature names of
+each family (`FAMILY_RULES`). Both come from the registry, never copied here, so a new registry method, a new
+literature name or a renamed family needs no change in this module.
 """
 
 from __future__ import annotations
@@ -15,32 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.errors import InputError
-from core.registry import METHODS
+from core.registry import FAMILY_RULES, METHODS
 from core.warehouse.normalise import OTHER, normalise_method
 
 LEVELS: tuple[str, ...] = ("method", "family", "peft")  # how specific the match is: registry id, family, any PEFT
 TASK_LEVELS: tuple[str, ...] = ("task", "any")
-
-# Literature names -> the registry method whose family they belong to (first match wins). Sources: the method
-# papers' own descriptions (PiSSA, OLoRA, rsLoRA, LoRA+, MoRA, ReLoRA, HydraLoRA, SVFT, VB-LoRA, FourierFT are
-# low-rank or structured updates of frozen weights; BOFT, HRA, Bone/MiSS are orthogonal or householder
-# rotations, reparameterisations like OFT; Houlsby, Pfeiffer, parallel adapters and Compacter add bottleneck
-# modules; LLaMA-Adapter / adaption prompt and XPrompt learn prompts; SHiRA, diff pruning, FISH, LN tuning and
-# trainable tokens train a sparse subset of existing weights like BitFit).
-_LITERATURE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), representative)
-    for pattern, representative in (
-        (r"\bb?oft\b|orthogonal|householder|\bhra\b|\bbone\b|\bmiss\b|goft|psoft|\bosf\b", "oft"),
-        (r"adaption.?prompt|llama.?adapter|prompt|prefix|p.?tuning|soft.?prompt|\bspot\b", "prompt_tuning"),
-        (r"adapter|houlsby|pfeiffer|parallel|compacter|\bmam\b", "adapter"),
-        (r"ia3|\(ia\)|\bscal", "ia3"),
-        (r"bitfit|bias|sparse|shira|diff.?prun|fish|ln.?tuning|layer.?norm|trainable.?tokens|partial|top.?\d|"
-         r"freez|\bfrod\b|\bbeft\b", "bitfit"),
-        (r"lora|lokr|loha|vera|svft|\bmora\b|pissa|krona|low.?rank|fourier|waveft|\bc3a\b|\bhira\b|\blily\b|"
-         r"adamss|\broad\b|glora|peanut|\bdeft\b|svd|rank", "lora"),
-    )
-)
-
 
 @dataclass(frozen=True)
 class MethodMatch:
@@ -88,9 +67,8 @@ def match_method(name: str) -> MethodMatch:
         note = "" if exact else f"{text!r} read as {method.name}"
         return MethodMatch(text, "method", method.id, method.family, note)
     low = text.lower()
-    representative = next((rep for pattern, rep in _LITERATURE if pattern.search(low)), None)
-    if representative is not None and representative in METHODS:
-        family = METHODS[representative].family
+    family = next((fam for pattern, fam in FAMILY_RULES if pattern.search(low)), None)
+    if family is not None:
         return MethodMatch(
             text, "family", None, family,
             f"{text!r} is not a registry method: answered for its family ({family}) with the wider interval of a "

@@ -2,12 +2,12 @@
 
 Papers name methods freely: "LoRA r=16 (all modules, alpha=2r)", "FT (full fine-tuning)*", "Adapter (AdptH)+",
 "FT-Top2"; PEFT's own benchmark writes `peft_type [config]` ("lokr [llama-3.2-3B-rank32-factor4]"). A name
-that spells a registry id (or one of its aliases, when the registry lists them) maps to it; otherwise ordered
-rules (most specific first) pick the registry id; further patterns read rank, alpha, targets, top-K layers,
-quantization and a variant. Markers follow data/published_results_sources.md: a
-trailing `*` (or one right after the name, "BOFT* b=8 m=2") = quoted from prior work, a trailing `+` =
-restricted setup. A name no rule knows maps to
-`other` and is counted in the report, never dropped.
+that spells a registry id or alias maps to it; otherwise the registry's name patterns (`NAME_RULES`, most
+specific first) pick the id, so every method name is declared once, in the registry. Further patterns here
+read rank, alpha, targets, top-K layers, quantization and a variant. Markers follow
+data/published_results_sources.md: a trailing `*` (or one right after the name, "BOFT* b=8 m=2") = quoted from
+prior work, a trailing `+` = restricted setup. A name no pattern knows maps to `other` and is counted in the
+report, never dropped.
 """
 
 from __future__ import annotations
@@ -18,38 +18,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from core.registry import ALL_LINEAR, METHODS
+from core.registry import ALL_LINEAR, METHODS, NAME_RULES
 
 OTHER = "other"
-
-# (pattern on the lower-cased name, registry id); the first match wins.
-_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), method_id)
-    for pattern, method_id in (
-        (r"\bdvora\b", "dvora"),
-        (r"\bq-?lora\b", "qlora"),
-        (r"\bdora\b", "dora"),
-        (r"\badalora\b", "adalora"),
-        (r"\bvera\b", "vera"),
-        (r"\bloha\b", "loha"),
-        (r"\blokr\b", "lokr"),
-        (r"\boft\b", "oft"),
-        (r"\(ia\)\^?3|\bia3\b", "ia3"),
-        (r"\blora\b", "lora"),
-        (r"\bspot\b", "spot"),
-        (r"\bbitfit\b", "bitfit"),
-        (r"\bft-top\d+|\btop-?\d+ layers?\b|\bpartial fine-?tuning\b", "partial_ft"),
-        # Prefix-embedding tuning trains only input-embedding prefix tokens: prompt tuning (Hu et al. 2021, 5.1).
-        (r"\bprefix-embedding\b|\bpreembed\b", "prompt_tuning"),
-        (r"\bprefix\b|\bprelayer\b", "prefix_tuning"),
-        (r"\bprefixtuning\b", "prefix_tuning"),
-        (r"\bp-?tuning\b", "p_tuning"),
-        (r"\bprompt[-_ ]?tuning\b", "prompt_tuning"),
-        (r"\badapter|\badpt[a-z]\b", "adapter"),
-        (r"\bno fine-?tuning\b|\bzero-shot\b|\bbase model\b", "base"),
-        (r"\bfull fine-?tuning\b|\bmodel tuning\b|^ft\b|\bfft\b|\bft-full\b|\bfull[- ]ft\b", "fft"),
-    )
-)
 
 # Adapter and prefix styles named in the sources: Houlsby et al. 2019 (AdapterH), Pfeiffer et al. 2021
 # (AdapterP), Lin et al. 2020 (AdapterL), Rücklé et al. 2021 (AdapterDrop), He et al. 2022 (parallel).
@@ -107,22 +78,28 @@ class NormalisedMethod:
 
 
 def _squash(text: str) -> str:
+    """A name with everything but letters and digits dropped. Unlike `get_method`, '+' is not spelled 'plus':
+    in a published name a '+' marks a restricted setup (data/published_results_sources.md), so "LoRA+" is LoRA."""
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
-def _registry_names() -> dict[str, str]:
-    """Squashed registry ids and aliases -> id ("prefix_tuning", "prefixtuning" -> prefix_tuning)."""
+def _registry_names() -> Mapping[str, str]:
+    """Squashed registry ids and aliases -> id ("prefix_tuning", "prefixtuning" -> prefix_tuning); the first
+    method that squashes to a name keeps it (LoRA keeps "lora" from LoRA+'s alias "lora+")."""
     names: dict[str, str] = {}
     for method in METHODS.values():
-        for name in (method.id, *getattr(method, "aliases", ())):
+        for name in method.names:
             names.setdefault(_squash(name), method.id)
-    return names
+    return MappingProxyType(names)
+
+
+_REGISTRY_NAMES = _registry_names()
 
 
 def _registry_name(low: str) -> str | None:
     """The registry id a name (or its first word) spells, or the head of PEFT's `type [config]` form (config variants
     that are registry methods of their own, e.g. `lora [...-dora]`, win); None when it spells none."""
-    names = _registry_names()
+    names = _REGISTRY_NAMES
     match = _BENCHMARK.match(low)
     if match is None:
         first = re.split(r"[\s(]", low, maxsplit=1)[0].rstrip("*+")  # "BOFT* b=8 m=2" -> boft
@@ -145,7 +122,7 @@ def normalise_method(raw: str, notes: str = "") -> NormalisedMethod:
     if _INNER_QUOTED.search(name):  # "BOFT* b=8 m=2": the marker on the name, before its knobs
         quoted, name = True, _INNER_QUOTED.sub("", name, count=1)
     low = name.lower()
-    method_id = _registry_name(low) or next((mid for pattern, mid in _RULES if pattern.search(low)), OTHER)
+    method_id = _registry_name(low) or next((mid for pattern, mid in NAME_RULES if pattern.search(low)), OTHER)
     quoted |= _QUOTED.search(low) is not None
 
     rank = targets = None

@@ -3,7 +3,20 @@
 import pytest
 
 from core.errors import InputError
-from core.registry import ALL_LINEAR, FAMILIES, METHODS, PEFT_DEFAULT, MethodChoice, get_method, method_ids
+from core.registry import (
+    ALL_LINEAR,
+    FAMILIES,
+    FAMILY_NAMES,
+    FAMILY_RULES,
+    METHODS,
+    NAME_RULES,
+    PEFT_DEFAULT,
+    MethodChoice,
+    NamePattern,
+    _in_priority_order,
+    get_method,
+    method_ids,
+)
 
 REQUIRED = (
     "fft",
@@ -111,6 +124,43 @@ def test_literature_names_are_aliases(name: str, method_id: str) -> None:
 def test_lora_plus_is_not_lora() -> None:
     """'+' is spelled out before punctuation is dropped, so LoRA+ does not collapse onto LoRA."""
     assert get_method("LoRA+").id != get_method("LoRA").id
+
+
+def _first(order: list[str], name: str) -> int:
+    return order.index(name)
+
+
+def _last(order: list[str], name: str) -> int:
+    return len(order) - 1 - order[::-1].index(name)
+
+
+def test_name_patterns_try_a_name_before_the_names_it_contains() -> None:
+    """Published names are read by the methods' patterns in priority order, first match wins: DVoRA (DoRA + VeRA)
+    before DoRA and VeRA, QLoRA and DoRA before LoRA, prefix-embedding (prompt tuning) before prefix, prefix and
+    P-tuning before 'prompt tuning', adapters and the base model before full fine-tuning's 'fine-tuning'."""
+    order = [method_id for _, method_id in NAME_RULES]
+    for specific, general in (("dvora", "dora"), ("dvora", "vera"), ("qlora", "lora"), ("dora", "lora"),
+                              ("prompt_tuning", "prefix_tuning"), ("adapter", "fft"), ("base", "fft")):  # fmt: skip
+        assert _first(order, specific) < _first(order, general), (specific, general)
+    assert _last(order, "prefix_tuning") < _last(order, "prompt_tuning")
+    assert _last(order, "p_tuning") < _last(order, "prompt_tuning")
+    assert order[-1] == "fft"
+    assert {method_id for _, method_id in NAME_RULES} <= set(METHODS)
+
+
+def test_family_names_are_read_in_their_declared_order() -> None:
+    """LLaMA-Adapter learns prompts (soft-prompt before additive); 'rank' and 'lora' sit inside many names
+    (low-rank last)."""
+    assert set(FAMILY_NAMES) <= set(FAMILIES)
+    assert [family for _, family in FAMILY_RULES] == [
+        "orthogonal", "soft-prompt", "additive", "scaling", "selective", "low-rank"
+    ]  # fmt: skip
+
+
+def test_a_shared_name_priority_is_refused() -> None:
+    """Two patterns with one priority would be tried in an order left to chance."""
+    with pytest.raises(ValueError, match="share priority 10"):
+        _in_priority_order([(NamePattern(10, "a"), "x"), (NamePattern(10, "b"), "y")], "test table")
 
 
 def test_every_method_has_a_family_and_one_way_to_train() -> None:
