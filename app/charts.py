@@ -189,30 +189,41 @@ def _plotted(pairs: pd.DataFrame, field: str) -> pd.DataFrame:
 
 
 def gap_points_table(pairs: pd.DataFrame, axis: GapAxis) -> pd.DataFrame:
-    """The points `gap_against` plots for `axis`, one row each in the axis' order: method, task, paper, the field
-    under its header with unit, and the gap (PEFT minus FFT, points, sign kept), the table beside the chart so no
-    reader has to pick overlapping dots apart. Whole-number fields (examples, rank) come as integers."""
+    """The points `gap_against` plots for `axis`, one row each in the axis' order: method, the field under its
+    header with unit, the gap (PEFT minus FFT, points, sign kept), paper and task (the figures first, as a narrow
+    table shows them without scrolling); the table beside the chart so no reader has to pick overlapping dots
+    apart. Whole-number fields (examples, rank) come as integers."""
     data = _plotted(pairs, axis.field)
     values = data[axis.field]
     if (values % 1 == 0).all():
         values = values.astype("int64")
     return pd.DataFrame({
-        "method": data["method_name"], "task": data["task"], "paper": data["source"].map(paper_name),
-        axis.column: values, GAP_COLUMN: data["gap"],
+        "method": data["method_name"], axis.column: values, GAP_COLUMN: data["gap"],
+        "paper": data["source"].map(paper_name), "task": data["task"],
     })
 
 
+# Where a label sits beside its dot: (text alignment, dx, dy) in pixels; the right half of the points reads
+# leftwards (no label runs off the chart's edge) and neighbours along the axis alternate above and below.
+_LABEL_PLACES = (("left", 6, -9), ("left", 6, 11), ("right", -6, -9), ("right", -6, 11))
+
+
 def _point_labels(data: pd.DataFrame, x: alt.X) -> list[alt.Chart]:
-    """Method and paper beside each point, alternately above and below along the axis so neighbours do not
-    collide; none when there are more than `LABEL_LIMIT` points."""
+    """Each point's method (and paper, when the chart shows more than one) beside it, placed by `_LABEL_PLACES`
+    so neighbours do not collide; no labels when there are more than `LABEL_LIMIT` points. `data` is in the
+    axis' order (`_plotted`)."""
     if len(data) > LABEL_LIMIT:
         return []
-    labelled = data.assign(label=data["method_name"] + " · " + data["source"].map(paper_name))
+    papers = data["source"].map(paper_name)
+    label = data["method_name"] + " · " + papers if papers.nunique() > 1 else data["method_name"]
+    position = pd.Series(range(len(data)), index=data.index)
+    place = 2 * (position >= len(data) / 2) + position % 2
+    labelled = data.assign(label=label)
     return [
-        alt.Chart(labelled.iloc[start::2]).mark_text(align="left", dx=6, dy=dy, fontSize=10).encode(
+        alt.Chart(labelled[place == i]).mark_text(align=align, dx=dx, dy=dy, fontSize=11).encode(
             x=x, y=GAP_AXIS, text="label:N", color=_method_legend(data),
         )
-        for start, dy in ((0, -9), (1, 11))
+        for i, (align, dx, dy) in enumerate(_LABEL_PLACES)
     ]
 
 

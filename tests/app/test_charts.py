@@ -102,7 +102,7 @@ def _pairs(n: int = 4) -> pd.DataFrame:
 def test_points_table_lists_each_plotted_point_with_units_and_the_gap_sign() -> None:
     pairs = _pairs()
     table = gap_points_table(pairs, RANK)
-    assert list(table.columns) == ["method", "task", "paper", "rank r", GAP_COLUMN]
+    assert list(table.columns) == ["method", "rank r", GAP_COLUMN, "paper", "task"]
     assert GAP_COLUMN == "PEFT minus FFT (points)"
     # one row per plotted point: the pair without a rank is not on the chart, so not in the table
     assert len(table) == len(pairs) - 1 and "task 0" not in set(table["task"])
@@ -114,7 +114,7 @@ def test_points_table_lists_each_plotted_point_with_units_and_the_gap_sign() -> 
     assert set(table["method"]) == {"LoRA", "DoRA", "VeRA"}
     share = gap_points_table(pairs, TRAINABLE_SHARE)
     assert len(share) == len(pairs) - 1 and "task 1" not in set(share["task"])  # a zero share has no log position
-    assert share.columns[3] == "trainable share (%)" and share["trainable share (%)"].dtype == "float64"
+    assert share.columns[1] == "trainable share (%)" and share["trainable share (%)"].dtype == "float64"
     examples = gap_points_table(pairs, TRAIN_EXAMPLES)
     assert len(examples) == len(pairs) and examples["training examples"].tolist() == [1000 * i for i in range(1, 9)]
 
@@ -132,20 +132,33 @@ def _layer_marks(spec: dict) -> list[str]:
 def test_few_points_are_each_labelled_with_method_and_paper_in_the_method_colour() -> None:
     pairs = _pairs()
     spec = gap_against(pairs, "rank", "adapter rank r", log_base=2).to_dict()
-    assert _layer_marks(spec) == ["point", "text", "text", "rule"]
-    point, above, below = spec["layer"][:3]
+    assert _layer_marks(spec) == ["point", "text", "text", "text", "text", "rule"]
+    point, texts = spec["layer"][0], spec["layer"][1:5]
     assert point["encoding"]["x"]["title"] == "adapter rank r (log scale)"
     assert "PEFT minus FFT" in point["encoding"]["y"]["title"]
     colours = point["encoding"]["color"]["scale"]
     assert dict(zip(colours["domain"], colours["range"], strict=True)) == {
         "LoRA": method_color("lora"), "DoRA": method_color("dora"), "VeRA": method_color("vera"),
     }
-    assert above["mark"]["dy"] < 0 < below["mark"]["dy"]  # neighbours alternate above and below their dots
-    labels = [row["label"] for layer in (above, below) for row in spec["datasets"][layer["data"]["name"]]]
+    # the left half reads rightwards, the right half leftwards; neighbours alternate above and below their dots
+    places = [(t["mark"]["align"], t["mark"]["dx"], t["mark"]["dy"]) for t in texts]
+    assert places == [("left", 6, -9), ("left", 6, 11), ("right", -6, -9), ("right", -6, 11)]
+    rows = [spec["datasets"][t["data"]["name"]] for t in texts]
+    ranks = [[row["rank"] for row in part] for part in rows]
+    assert max(ranks[0] + ranks[1]) <= min(ranks[2] + ranks[3])
+    labels = [row["label"] for part in rows for row in part]
     plotted = spec["datasets"][point["data"]["name"]]
-    assert len(labels) == len(plotted) == len(gap_points_table(pairs, RANK))
+    assert len(labels) == len(plotted) == len(gap_points_table(pairs, RANK))  # each point named once
     assert {"LoRA · LoRA", "DoRA · SVFT", "VeRA · LoRA"} <= set(labels)
-    assert above["encoding"]["text"]["field"] == "label" and above["encoding"]["color"]["scale"] == colours
+    assert all(t["encoding"]["text"]["field"] == "label" and t["encoding"]["color"]["scale"] == colours
+               for t in texts)
+
+
+def test_labels_leave_the_paper_out_when_every_point_has_the_same_one() -> None:
+    pairs = _pairs().assign(source="QLoRA (Dettmers et al. 2023)")
+    spec = gap_against(pairs, "train_examples", "training examples").to_dict()
+    labels = {row["label"] for layer in spec["layer"][1:5] for row in spec["datasets"][layer["data"]["name"]]}
+    assert labels == {"LoRA", "DoRA", "VeRA"}
 
 
 def test_many_points_carry_no_labels_only_the_table_beside() -> None:

@@ -74,7 +74,7 @@ def test_each_gap_against_chart_has_its_points_table_beside(at: AppTest) -> None
     counts = {"trainable share": 470, "training-set size": 350, "rank": 299}
     for name, column in POINT_TABLES:
         table = tables[name]
-        assert list(table.columns) == ["method", "task", "paper", column, "PEFT minus FFT (points)"]
+        assert list(table.columns) == ["method", column, "PEFT minus FFT (points)", "paper", "task"]
         assert len(table) == counts[name] and f"({counts[name]} pairs)" in _heading(at, name)
         assert table[column].is_monotonic_increasing and (table[column] > 0).all()
         assert (table["PEFT minus FFT (points)"] < 0).any() and (table["PEFT minus FFT (points)"] > 0).any()
@@ -94,11 +94,12 @@ def test_few_points_are_named_on_the_chart_and_a_chart_without_points_says_so(at
     assert len(tables["trainable share"]) == len(tables["training-set size"]) == 7
     assert "No pairs for these filters state their rank." in at.tabs[0].info[0].value
     share, datasets = _chart_data(at, 1)
-    assert [layer["mark"]["type"] for layer in share["layer"]] == ["point", "text", "text", "rule"]
-    labels = pd.concat([datasets[layer["data"]["name"]]["label"] for layer in share["layer"][1:3]])
+    assert [layer["mark"]["type"] for layer in share["layer"]] == ["point", "text", "text", "text", "text", "rule"]
+    labels = pd.concat([datasets[layer["data"]["name"]]["label"] for layer in share["layer"][1:5]])
     table = tables["trainable share"]
     assert len(datasets[share["layer"][0]["data"]["name"]]) == len(labels) == len(table)
-    assert sorted(labels) == sorted(table["method"] + " · " + table["paper"])
+    assert set(table["paper"]) == {"LoRA"}  # one paper: each dot is named by its method alone
+    assert sorted(labels) == sorted(table["method"])
 
 
 def test_method_filter_is_exact_and_an_empty_result_says_so(at: AppTest) -> None:
