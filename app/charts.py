@@ -230,7 +230,7 @@ def _point_labels(data: pd.DataFrame, x: alt.X) -> list[alt.Chart]:
 def gap_against(pairs: pd.DataFrame, field: str, title: str, *, log_base: int = 10) -> alt.LayerChart:
     """Gap against a numeric setup field (trainable share, data size, rank) on a log axis, each pair in its
     method's fixed colour and shaped by task type (`title` names the field and its unit); up to `LABEL_LIMIT`
-    points are each labelled with their method and paper."""
+    points are each labelled with their method (and paper, `_point_labels`)."""
     data = _plotted(pairs, field)
     x = alt.X(f"{field}:Q", title=f"{title} (log scale)", scale=alt.Scale(type="log", base=log_base))
     points = alt.Chart(data).mark_point(size=55, opacity=0.7, filled=True).encode(
