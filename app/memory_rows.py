@@ -56,7 +56,7 @@ def method_rows(
             row["fits"] = "yes" if fit.fits else "no"
             row["headroom (GiB)"] = fit.headroom / GIB
             row["largest micro-batch"] = fit.batch_text
-            row["fewest GPUs"] = fit.fewest_text
+            row["fewest GPUs"] = fit.fewest_text + (f" ({fit.unsuited_text})" if fit.unsuited else "")
         row["hours"], row["cost ($)"] = _hours(m)
         family = METHODS[m.method].family
         calibrated = calibrate(memory.to_dict(), calibration, device=gpu.name, model_family=model.model_type,

@@ -15,25 +15,38 @@ The peak is the largest phase after that; the device level adds the allocator an
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.counting import ParameterCount
+from core.counting import ParameterCount, model_shape
+from core.errors import NotApplicableError
+from core.memory import cache
 from core.memory.gpus import Gpu, find_gpu
 from core.memory.overhead import OVERHEAD
 from core.memory.profile import StepProfile, step_profile
 from core.memory.setup import SHARDINGS, TrainingSetup
-from core.memory.step import StepSpec
+from core.memory.spec import CATEGORIES, GRADIENTS, OPTIMIZER, PHASES, TEMPORARIES, WEIGHTS, StepSpec
 from core.memory.throughput import TrainingTime, flops_per_token, recompute_flops_per_token, training_time
-from core.memory.trace import CATEGORIES, GRADIENTS, OPTIMIZER, PHASES, TEMPORARIES, WEIGHTS
 from core.registry import MethodChoice
-from core.skeleton import SkeletonKey, skeleton
+from core.skeleton_key import SkeletonKey
 from core.units import GIB
 
+# The code whose outcome an untraceable step is (`_profile`): editing it traces such a step again.
+TRACE_SOURCES: tuple[Path, ...] = tuple(Path(__file__).resolve().parents[1] / name for name in (
+    "memory/step.py", "memory/trace.py", "memory/profile.py", "memory/standins.py", "apply.py", "skeleton.py"))
 MAX_GPUS = 512  # the largest cluster a fine-tune is planned on: 64 eight-GPU nodes
 SHARDING_NAMES = {"none": "data parallel (DDP)", "zero1": "ZeRO-1", "zero2": "ZeRO-2", "zero3": "ZeRO-3",
                   "fsdp": "FSDP"}
+# A sharding mode suits a run when what it partitions is at least this share of the unsharded per-GPU peak;
+# below it the mode adds communication for no memory (e.g. ZeRO-1/2 for a LoRA: only the adapter's states).
+SUITED_SHARE = 0.10
+# What each mode partitions across the GPUs (ZeRO, Rajbhandari et al. 2019, §5; FSDP full sharding = ZeRO-3).
+SHARDED_TERMS: dict[str, tuple[str, ...]] = {
+    "zero1": ("optimizer",), "zero2": ("optimizer", "gradients"),
+    "zero3": ("optimizer", "gradients", "weights"), "fsdp": ("optimizer", "gradients", "weights"),
+}
 MAX_BATCH = 1 << 20
 REDUCE_BUCKET_ELEMENTS = 500_000_000  # DeepSpeed's default reduce_bucket_size
 _BACKWARD, _CLIP, _OPTIMIZER = (PHASES.index(p) for p in ("backward", "clip", "optimizer"))
@@ -82,8 +95,8 @@ class MemoryBreakdown:
 class Fit:
     """Whether the step fits the GPU at the device level, with what headroom; the largest micro-batch at this
     length (0 when not even one sequence fits: then `max_seq_len`, the longest sequence that fits at micro-batch
-    1, 0 when none does); and the fewest GPUs per sharding mode that fits within MAX_GPUS (`gpus_note` says why
-    a mode is missing)."""
+    1, 0 when none does); and the fewest GPUs per sharding mode that fits within MAX_GPUS, searched only over the
+    modes that suit the run (`unsuited` says why each other mode was not searched, `gpus_note` why none fits)."""
 
     gpu: str
     gpu_memory: int
@@ -94,6 +107,7 @@ class Fit:
     seq_len: int
     max_seq_len: int
     gpus_note: str = ""
+    unsuited: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.fits != (self.headroom >= 0) or self.max_batch_size < 0 or not 0 <= self.max_seq_len <= self.seq_len:
@@ -102,6 +116,8 @@ class Fit:
             raise ValueError(f"fewest GPUs must be within 1..{MAX_GPUS}")
         if not self.min_gpus and not self.gpus_note:
             raise ValueError("when no GPU count fits, the fit says why")
+        if set(self.min_gpus) & set(self.unsuited):
+            raise ValueError("a mode is either searched or said to be unsuited")
 
     @property
     def batch_text(self) -> str:
@@ -128,6 +144,11 @@ class Fit:
             return self.gpus_note
         mode, n = fewest
         return f"{n} x {self.gpu}" + ("" if mode == "none" else f" with {SHARDING_NAMES[mode]}")
+
+    @property
+    def unsuited_text(self) -> str:
+        """Which sharding modes were not searched and why, in one line ('' when every mode was)."""
+        return "" if not self.unsuited else "not searched: " + "; ".join(self.unsuited.values())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"largest_micro_batch": self.batch_text, "fewest_gpus": self.fewest_text}
@@ -209,9 +230,26 @@ def _grad_elem(peaks: np.ndarray, block: np.ndarray) -> int:
 def sizer(key: SkeletonKey, choice: MethodChoice, count: ParameterCount, setup: TrainingSetup,
           quantization: str) -> Sizer:
     """The cached-work part of an estimate: the traced profile."""
-    profile = step_profile(key, choice, step_spec(setup, quantization))
+    profile = _profile(key, choice, step_spec(setup, quantization))
     master = count.trainable_params * 2 if setup.mixed and not choice.spec.is_peft else 0
     return Sizer(profile, master, setup)
+
+
+def _profile(key: SkeletonKey, choice: MethodChoice, spec: StepSpec) -> StepProfile:
+    """`step_profile`, with a step that cannot be traced remembered as such in the disk cache (beside the profiles,
+    keyed by the profile's key, the model's name its message holds and the trace code's source), so that a warm
+    estimate says so again without importing torch to fail once more."""
+    name = cache.content_key({"record": "untraceable", "profile": cache.entry_key(key, choice, spec),
+                              "model": key.model.name, "code": cache.source_version(*TRACE_SOURCES)})
+    record = cache.load_record(name)
+    if record is not None and isinstance(record.get("message"), str):
+        raise NotApplicableError(record["message"])
+    try:
+        return step_profile(key, choice, spec)
+    except NotApplicableError as exc:
+        if type(exc) is NotApplicableError:  # not a MissingPackageError: installing the package lifts that
+            cache.store_record(name, {"message": str(exc)})
+        raise
 
 
 def estimate_training(key: SkeletonKey, choice: MethodChoice, count: ParameterCount, setup: TrainingSetup,
@@ -227,9 +265,8 @@ def estimate_training(key: SkeletonKey, choice: MethodChoice, count: ParameterCo
 
 def _time(key: SkeletonKey, choice: MethodChoice, count: ParameterCount, setup: TrainingSetup, *, gpu: Gpu | None,
           quantization: str, fits: bool) -> TrainingTime:
-    config = skeleton(key).config
-    shape = {"layers": int(getattr(config, "num_hidden_layers", 0) or 0),
-             "width": int(getattr(config, "hidden_size", 0) or 0), "seq_len": setup.seq_len}
+    model = model_shape(key)
+    shape = {"layers": model.layers, "width": model.width, "seq_len": setup.seq_len}
     per_token = flops_per_token(choice, count, **shape)
     recompute = recompute_flops_per_token(choice, count, **shape)
     return training_time(per_token, recompute, count, setup, gpu, quantization=quantization, fits=fits,
@@ -248,9 +285,25 @@ def _fit(parts: Sizer, gpu: Gpu, memory: MemoryBreakdown) -> Fit:
     capacity = gpu.memory_bytes
     batch = largest_batch(parts, capacity)
     length = parts.setup.seq_len if batch > 0 else longest_sequence(parts, capacity)
-    gpus = {mode: n for mode in SHARDINGS if (n := _min_gpus(parts, mode, capacity)) is not None}
+    unsuited = unsuited_modes(parts.breakdown(setup=replace(parts.setup, gpus=1, sharding="none", offload="none")))
+    searched = [mode for mode in SHARDINGS if mode not in unsuited]
+    gpus = {mode: n for mode in searched if (n := _min_gpus(parts, mode, capacity)) is not None}
     return Fit(gpu.id, capacity, memory.device <= capacity, capacity - memory.device, batch, gpus,
-               parts.setup.seq_len, length, "" if gpus else _why_no_gpus(parts, capacity))
+               parts.setup.seq_len, length, "" if gpus else _why_no_gpus(parts, capacity), unsuited)
+
+
+def unsuited_modes(single: MemoryBreakdown) -> dict[str, str]:
+    """The sharding modes not worth searching for this run, each with why: those that partition less than
+    SUITED_SHARE of its unsharded peak (`single`, one GPU). ZeRO-3 and FSDP always suit a run they could fit,
+    since they partition the weights too, unless even those are a sliver of the peak."""
+    out = {}
+    for mode, terms in SHARDED_TERMS.items():
+        shardable = sum(getattr(single, term) for term in terms)
+        if shardable < SUITED_SHARE * single.device:
+            names = " and ".join(t if t != "optimizer" else "optimizer states" for t in terms)
+            out[mode] = (f"{SHARDING_NAMES[mode]} partitions only the {names}: {shardable / GIB:.2f} GiB of the "
+                         f"{single.device / GIB:.1f} GiB peak")
+    return out
 
 
 def largest_batch(parts: Sizer, capacity: int) -> int:

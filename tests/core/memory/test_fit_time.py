@@ -10,7 +10,7 @@ import pytest
 
 from core.counting import count_parameters
 from core.errors import InputError
-from core.memory.budget import MAX_GPUS, estimate_training, sizer
+from core.memory.budget import MAX_GPUS, SUITED_SHARE, estimate_training, sizer, unsuited_modes
 from core.memory.gpus import catalogue, find_gpu
 from core.memory.quantization import check_quantization
 from core.memory.setup import TrainingSetup
@@ -181,3 +181,20 @@ def test_sharding_divides_states_and_gathers_one_block() -> None:
     assert zero1.optimizer < single.optimizer / 7
     assert zero3.weights < single.weights / 2  # an eighth, plus the gathered and prefetched blocks
     assert offload.optimizer == 0 and offload.allocated < zero3.allocated
+
+
+def test_fewest_gpus_searches_only_the_sharding_modes_that_suit_the_method() -> None:
+    """A LoRA's optimizer states and gradients are a sliver of its peak: ZeRO-1/2 would add communication for no
+    memory, so only the modes that partition the frozen weights are searched, and the fit says why."""
+    key = SkeletonKey(resolve_model("llama-2-7b"), "causal-lm", 2)
+    setup = TrainingSetup(batch_size=1, seq_len=512, gpu="T4")
+    lora = _estimate(key, MethodChoice("lora"), setup).fit
+    assert lora is not None and set(lora.unsuited) == {"zero1", "zero2"}
+    assert "ZeRO-1 partitions only the optimizer states:" in lora.unsuited["zero1"]
+    assert set(lora.min_gpus) == {"zero3", "fsdp"} and "ZeRO-3" in lora.fewest_text
+    assert lora.unsuited_text.startswith("not searched: ZeRO-1 partitions only the optimizer states: ")
+    single = _estimate(key, MethodChoice("lora"), replace(setup, gpu=None)).memory
+    assert single.optimizer + single.gradients < SUITED_SHARE * single.device <= single.weights
+    fft = _estimate(key, MethodChoice("fft"), setup).fit
+    assert fft is not None and fft.unsuited == {}  # full fine-tuning: every stage partitions a large share
+    assert unsuited_modes(single) == lora.unsuited
