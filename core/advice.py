@@ -22,7 +22,7 @@ from core.memory.gpus import catalogue, find_gpu
 from core.memory.quantization import check_quantization
 from core.memory.setup import TrainingSetup
 from core.registry import ALL_LINEAR, MethodChoice
-from core.skeleton import SkeletonKey
+from core.skeleton_key import SkeletonKey
 from core.units import GIB
 
 # What to try instead of a method that does not fit: LoRA on every linear layer (practice's default, LoRA Without

@@ -12,7 +12,7 @@ from core.errors import InputError
 from core.memory.setup import TrainingSetup
 from core.models import ResolvedModel
 from core.registry import KNOBS, MethodChoice
-from core.skeleton import SkeletonKey, default_task
+from core.skeleton_key import SkeletonKey, default_task
 
 
 @dataclass(frozen=True)

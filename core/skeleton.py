@@ -1,7 +1,8 @@
 """Model skeletons on the meta device: the real transformers classes, with no memory and no weights.
 
 Learned from accelerate's `estimate-memory`: build from the config under `torch.device("meta")`. Skeletons
-are cached per (config, task, labels); callers that mutate one (peft does) take `fresh_copy`.
+are cached per `SkeletonKey` (config, task, labels: `core.skeleton_key`, which needs no torch); callers that
+mutate one (peft does) take `fresh_copy`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ import torch
 from torch import nn
 
 from core.errors import InputError
-from core.models import TASKS, ResolvedModel
+from core.models import TASKS
+from core.skeleton_key import (
+    SkeletonKey,
+    default_task,  # noqa: F401  (re-exported: callers that build skeletons use both)
+)
 
 Task = Literal["causal-lm", "seq-cls", "seq2seq"]
 PEFT_TASK_TYPES: dict[str, str] = {"causal-lm": "CAUSAL_LM", "seq-cls": "SEQ_CLS", "seq2seq": "SEQ_2_SEQ_LM"}
@@ -27,36 +32,6 @@ PEFT_TASK_TYPES: dict[str, str] = {"causal-lm": "CAUSAL_LM", "seq-cls": "SEQ_CLS
 CLASSIFIER_HEAD_NAMES: tuple[str, ...] = ("classifier", "score")
 
 _copy_lock = threading.Lock()
-
-
-@dataclass(frozen=True)
-class SkeletonKey:
-    """What identifies a skeleton: the config and the head."""
-
-    model: ResolvedModel
-    task: str
-    num_labels: int
-
-    def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise InputError(f"unknown task {self.task!r}: choose one of {', '.join(TASKS)}")
-        if self.num_labels < 1:
-            raise InputError(f"--num-labels {self.num_labels} must be at least 1")
-
-
-def default_task(model: ResolvedModel) -> str:
-    """Causal LM for decoders (multimodal ones included), seq2seq for encoder-decoders, sequence classification
-    for encoders."""
-    config = model.config_dict
-    if config.get("is_encoder_decoder"):
-        return "seq2seq"
-    architectures = config.get("architectures") or []
-    # Multimodal decoders (Gemma 3 4B+) publish "...ForConditionalGeneration": a causal LM with a vision tower.
-    if any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in architectures):
-        return "causal-lm"
-    if architectures or model.model_type in {"bert", "roberta", "deberta", "deberta-v2", "distilbert", "electra"}:
-        return "seq-cls"
-    return "causal-lm"
 
 
 @lru_cache(maxsize=16)

@@ -40,7 +40,7 @@ from core.memory.gpus import find_gpu
 from core.memory.setup import DEFAULT_MFU, PRECISIONS
 from core.models import ResolvedModel, resolve_model
 from core.registry import METHODS, PEFT_DEFAULT, MethodChoice, candidate_ids, get_method, method_ids
-from core.skeleton import SkeletonKey, default_task
+from core.skeleton_key import SkeletonKey, default_task
 from core.units import GIB, human_bytes
 
 PRACTICE_DEFAULTS: tuple[str, ...] = ("lora", "qlora")  # what practitioners reach for first (LoRA Without Regret)
