@@ -1,13 +1,16 @@
-"""A persistent cache of traced step profiles, so each (model, method, step setup) is traced once per machine.
+"""A persistent cache of what the engine derives from a model's config once per machine: traced step profiles
+(`load`/`store`) and small JSON records such as parameter counts (`load_record`/`store_record`).
 
-A profile is a few kilobytes (the fitted events that can be a phase's peak, per traced copy). Entries are keyed
-by the content that determines them (the config JSON, head, method knobs, step setup) and by the versions of
-torch, transformers and peft and of the trace itself, so an upgrade never reads a stale entry. Files are
-written to a temporary name and renamed, so concurrent processes never read half an entry. The folder is
-`$TUNEWISE_CACHE_DIR`, or the user cache directory (`platformdirs`); `TUNEWISE_CACHE_DIR=off` disables it.
+A profile is a few kilobytes (the fitted events that can be a phase's peak, per traced copy); a record a few
+hundred bytes. Entries are keyed by the content that determines them (the config JSON, head, method knobs, step
+setup) and by the versions of torch, transformers and peft and of the code that derives them, so an upgrade
+never reads a stale entry. The versions are read from the installed packages' metadata, not by importing them:
+a warm estimate never imports torch. Files are written to a temporary name and renamed, so concurrent
+processes never read half an entry. The folder is `$TUNEWISE_CACHE_DIR`, or the user cache directory
+(`platformdirs`); `TUNEWISE_CACHE_DIR=off` disables it.
 
-Processes (app sessions, replicas, CLI calls) that need the same missing entry at once trace it once: the first
-holds the entry's lock file while it traces, the others wait on it and then read what it stored (`claim`).
+Processes (app sessions, replicas, CLI calls) that need the same missing profile at once trace it once: the
+first holds the entry's lock file while it traces, the others wait on it and then read what it stored (`claim`).
 """
 
 from __future__ import annotations
@@ -16,23 +19,26 @@ import hashlib
 import io
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from functools import cache
+from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import peft
-import torch
-import transformers
 
-from core.memory.step import StepSpec
-from core.registry import MethodChoice
-from core.skeleton import SkeletonKey
+if TYPE_CHECKING:
+    from core.memory.spec import StepSpec
+    from core.registry import MethodChoice
+    from core.skeleton_key import SkeletonKey
 
 ENV_CACHE = "TUNEWISE_CACHE_DIR"
 TRACE_VERSION = "5"  # bump when the traced step or the fit changes what a profile holds
+ENGINE_PACKAGES = ("torch", "transformers", "peft")
 
 Entry = tuple[list[tuple[int, dict[str, int] | None]], list[tuple[np.ndarray, np.ndarray]] | None]
 
@@ -49,14 +55,41 @@ def cache_dir() -> Path | None:
     return Path(user_cache_dir("tunewise")) / "traces"
 
 
+@cache
+def package_versions() -> tuple[str, ...]:
+    """The installed versions of torch, transformers and peft (from their metadata: nothing is imported)."""
+    return tuple(version(package) for package in ENGINE_PACKAGES)
+
+
+@cache
+def source_version(*files: Path) -> str:
+    """A hash of the source files of the code that derives an entry: editing that code re-derives its entries."""
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@cache
+def installed_packages() -> str:
+    """A hash of the distributions installed on `sys.path` (their metadata folders' names: name and version), for
+    entries that depend on what is installed (a method refused for a missing package is derived again after an
+    install)."""
+    names = sorted(entry.name for folder in sys.path if os.path.isdir(folder) for entry in os.scandir(folder)
+                   if entry.name.endswith((".dist-info", ".egg-info")))
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
+def content_key(parts: dict[str, Any]) -> str:
+    """A content hash of `parts` (JSON-able: what an entry depends on) and the engine packages' versions."""
+    text = json.dumps({**parts, "versions": package_versions()}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def entry_key(key: SkeletonKey, choice: MethodChoice, spec: StepSpec) -> str:
     """A content hash of everything a profile depends on."""
-    parts = {
-        "config": key.model.config_json, "task": key.task, "labels": key.num_labels,
-        "choice": repr(choice), "spec": asdict(spec), "trace": TRACE_VERSION,
-        "versions": [torch.__version__, transformers.__version__, peft.__version__],
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    return content_key({"config": key.model.config_json, "task": key.task, "labels": key.num_labels,
+                        "choice": repr(choice), "spec": asdict(spec), "trace": TRACE_VERSION})
 
 
 def load(name: str) -> Entry | None:
@@ -101,9 +134,6 @@ def claim(name: str) -> Iterator[None]:
 
 def store(name: str, entry: Entry) -> None:
     """Write an entry atomically; a cache that cannot be written is skipped (the estimate stands)."""
-    folder = cache_dir()
-    if folder is None:
-        return
     variants, fitted = entry
     arrays: dict[str, np.ndarray] = {"variants": np.array(json.dumps(variants)),
                                      "fitted": np.array(fitted is not None)}
@@ -111,11 +141,37 @@ def store(name: str, entry: Entry) -> None:
         arrays[f"coef{i}"], arrays[f"phase{i}"] = coef, phase
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
+    _write(f"{name}.npz", buffer.getvalue())
+
+
+def load_record(name: str) -> dict[str, Any] | None:
+    """The cached JSON record, or None when there is none (or it cannot be read: it is then derived again)."""
+    folder = cache_dir()
+    path = folder / f"{name}.json" if folder else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def store_record(name: str, record: dict[str, Any]) -> None:
+    """Write a JSON record atomically; a cache that cannot be written is skipped."""
+    _write(f"{name}.json", json.dumps(record, sort_keys=True).encode())
+
+
+def _write(filename: str, data: bytes) -> None:
+    """Write `data` under the cache folder through a temporary file and a rename (readers never see half a file)."""
+    folder = cache_dir()
+    if folder is None:
+        return
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
         with os.fdopen(handle, "wb") as out:
-            out.write(buffer.getvalue())
-        os.replace(temporary, folder / f"{name}.npz")
+            out.write(data)
+        os.replace(temporary, folder / filename)
     except OSError:
         return

@@ -19,14 +19,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.memory import cache
-from core.memory.step import StepSpec, TracedModel, trace_step
-from core.memory.trace import CATEGORIES, PHASES, Timeline
+from core.memory.spec import CATEGORIES, PHASES
 from core.registry import MethodChoice
-from core.skeleton import BlockStack, SkeletonKey, skeleton_stacks
+
+if TYPE_CHECKING:  # the trace's modules import torch: only a cache miss (a trace) imports them
+    from core.memory.spec import StepSpec
+    from core.memory.trace import Timeline
+    from core.skeleton import BlockStack
+    from core.skeleton_key import SkeletonKey
 
 SEQ_POINTS = (64, 96, 128)
 BATCH_POINTS = (2, 3)  # not 1: a size-1 dim makes some copies (contiguous) into views
@@ -133,6 +138,8 @@ class StepProfile:
             with cache.claim(name):
                 cached = cache.load(name)  # traced by another process while this one waited
                 if cached is None:
+                    from core.skeleton import skeleton_stacks
+
                     self.variants = _variants(skeleton_stacks(key), choice)
                     self.fitted = self._fit()
                     fits = None if self.fitted is None else [(f.coef, f.phase) for f in self.fitted]
@@ -142,6 +149,8 @@ class StepProfile:
         self.fitted = None if cached[1] is None else [FittedTimeline(c, p) for c, p in cached[1]]
 
     def _fit(self) -> list[FittedTimeline] | None:
+        from core.memory.step import TracedModel
+
         fitted = []
         for _, blocks in self.variants:
             model = TracedModel(self.key, self.choice, self.spec, blocks)
@@ -152,6 +161,8 @@ class StepProfile:
         return fitted
 
     def _trace(self, batch: int, seq: int, blocks: dict[str, int] | None) -> Timeline:
+        from core.memory.step import trace_step
+
         return trace_step(self.key, self.choice, self.spec, batch_size=batch, seq_len=seq, keep_blocks=blocks)
 
     @cached_property
@@ -239,6 +250,8 @@ def _cached_trace(key: SkeletonKey, choice: MethodChoice, spec: StepSpec, shape:
 def saved_activations(key: SkeletonKey, choice: MethodChoice, spec: StepSpec, batch: int, seq: int) -> int:
     """Bytes the forward leaves for backward (the activations when backward starts) on the whole model, traced
     directly at this shape: what a real run's autograd saved, for the CPU harness and calibration probes."""
+    from core.memory.step import trace_step
+
     timeline = trace_step(key, choice, spec, batch_size=batch, seq_len=seq, keep_blocks=None)
     first_backward = int(np.flatnonzero(timeline.phase == PHASES.index("backward"))[0])
     return int(timeline.live[first_backward, CATEGORIES.index("activations")])
