@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from core.errors import NotApplicableError
+from core.errors import MissingPackageError, NotApplicableError
 from core.registry import ALL_LINEAR, PEFT_DEFAULT, TRAIN_SCOPES, MethodChoice
 from core.skeleton import PEFT_TASK_TYPES, SkeletonKey, is_head, linear_module_names, top_blocks
 
@@ -52,7 +52,7 @@ def wrap_peft(
             wrapped = get_peft_model(model, config, low_cpu_mem_usage=low_cpu_mem_usage)
     except ImportError as exc:
         why = f"needs a package that is not installed: {_first_line(exc)}"
-        raise NotApplicableError(f"{choice.spec.name} {why}") from None
+        raise MissingPackageError(f"{choice.spec.name} {why}") from None
     except (ValueError, TypeError, NotImplementedError, RuntimeError, KeyError, AttributeError) as exc:
         why = f"cannot be applied to {key.model.name}: {_first_line(exc)}"
         if choice.targets == PEFT_DEFAULT and "target_modules" in str(exc):

@@ -1,45 +1,39 @@
-"""Exact trainable-parameter counts: peft applied to the real model class on the meta device.
+"""Exact trainable-parameter counts per (model, head, method), and the built model's shape that the time model
+reads, kept in memory and in the disk cache so that a warm estimate never imports torch, transformers or peft.
 
-For peft methods the count is what `PeftModel.get_nb_trainable_parameters` reports after `wrap_peft` (which
-also freezes what the method's optimizer helper freezes, e.g. LoRA-FA's A). Methods with a registry `Trains`
-rule (full fine-tuning, BitFit, partial fine-tuning) count the parameters `trained_parameters` selects, the
-same ones `apply_method` sets trainable.
-
-Speed: applying peft to every block of a 70B model costs about a second per method, almost all of it in
-creating per-block adapter modules. Blocks of one kind (`skeleton.stack_plans`) are interchangeable, so peft
-is applied once, to a copy that keeps the shortest prefix of each stack holding every kind (one block for a
-plain decoder; DeepSeek's dense layer 0 and its MoE layers are two kinds), and each left-out block counts
-what peft put into the kept block of its kind. Methods whose adapters are shared across layers
-(`Method.blocks == "shared"`) take the difference of 1- and 2-block copies instead (`skeleton.extrapolate`)
-on stacks of one repeated kind, and peft on the whole model otherwise, as do top-K methods. Tests check
-every path against peft on the whole model, for every method and every tiny family.
+Counting builds the real model class on the meta device and applies peft to it (`core.peft_counts`): about 7 s
+of importing peft, transformers and torch and seconds of building, for a handful of numbers. Those numbers are
+stored in the cache of `core.memory.cache`, keyed by the model's name and config JSON, the head, the method's
+knobs, the installed torch, transformers and peft versions and a hash of the counting code's source files, and
+read back in milliseconds. A refusal (`InputError`, `NotApplicableError`: a method that trains nothing on this
+model, a --rank larger than a layer) is stored too and raised again with the same message; one for a missing
+package (`MissingPackageError`) only while the same packages are installed. Models whose code comes from their
+own folder (`trust_remote_code`) are never stored: their code is not part of the key.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
-from torch import nn
+from core.errors import InputError, MissingPackageError, NotApplicableError
+from core.memory import cache
+from core.registry import MethodChoice
+from core.skeleton_key import SkeletonKey
 
-from core.apply import trained_parameters, wrap_peft
-from core.errors import InputError, NotApplicableError
-from core.models import DTYPE_BYTES, ResolvedModel
-from core.registry import ALL_LINEAR, MethodChoice
-from core.skeleton import (
-    BlockStack,
-    SkeletonKey,
-    extrapolate,
-    fresh_copy,
-    linear_module_names,
-    skeleton,
-    skeleton_stacks,
-    top_blocks,
+_CORE = Path(__file__).resolve().parent
+# The code a stored count depends on: editing any of it counts again.
+COUNTING_SOURCES: tuple[Path, ...] = tuple(
+    _CORE / name
+    for name in ("counting.py", "peft_counts.py", "apply.py", "skeleton.py", "skeleton_key.py", "registry.py",
+                 "models.py")
 )
-
-_ADAPTER_DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+_REFUSALS: dict[str, type[InputError]] = {
+    error.__name__: error for error in (InputError, NotApplicableError, MissingPackageError)
+}
 
 
 @dataclass(frozen=True)
@@ -59,141 +53,81 @@ class ParameterCount:
             raise ValueError(f"{self.method}: trainable {self.trainable_params} outside [0, {self.total_params}]")
 
 
-def unique_parameters(model: nn.Module) -> Iterable[tuple[str, nn.Parameter]]:
-    """Named parameters with tied weights counted once (as `nn.Module.parameters` does)."""
-    return model.named_parameters(remove_duplicate=True)
+@dataclass(frozen=True)
+class ModelShape:
+    """The built config's depth and width (`num_hidden_layers`, `hidden_size`; 0 where it has none), which the
+    FLOPs per token read."""
+
+    layers: int
+    width: int
 
 
 @lru_cache(maxsize=1024)
 def count_parameters(key: SkeletonKey, choice: MethodChoice) -> ParameterCount:
     """Total, trainable, share and saved bytes for `choice` on the model of `key` (cached: both are frozen)."""
-    base = skeleton(key)
-    if choice.spec.trains is not None:
-        total = sum(p.numel() for _, p in unique_parameters(base))
-        trainable = sum(p.numel() for _, p in trained_parameters(base, key, choice))
-        return _result(choice, total, trainable, _checkpoint_bytes(key.model, trainable))
-    _check_targets(base, choice)
-    if choice.top_layers is not None:  # adaption prompts: the same "top K blocks" bound as partial fine-tuning
-        top_blocks(base, choice.top_layers)
-    trainable, total, targeted = _peft_counts(key, choice)
-    return _result(choice, total, trainable, trainable * _ADAPTER_DTYPE_BYTES[choice.adapter_dtype], targeted)
+    record = _remembered(key, {"record": "count", "choice": repr(choice)}, lambda: _measured_count(key, choice))
+    return ParameterCount(**{**record, "targeted_modules": tuple(record["targeted_modules"])})
 
 
-def _result(
-    choice: MethodChoice, total: int, trainable: int, saved_bytes: int, targeted: tuple[str, ...] = ()
-) -> ParameterCount:
-    return ParameterCount(
-        method=choice.method,
-        label=choice.label(),
-        total_params=total,
-        trainable_params=trainable,
-        trainable_share=trainable / total if total else 0.0,
-        adapter_bytes=saved_bytes,
-        targeted_modules=targeted,
-    )
+@lru_cache(maxsize=64)
+def model_shape(key: SkeletonKey) -> ModelShape:
+    """Depth and width of the model of `key` as its built transformers config gives them (cached)."""
+    return ModelShape(**_remembered(key, {"record": "shape"}, lambda: _measured_shape(key)))
 
 
-def _checkpoint_bytes(model: ResolvedModel, params: int) -> int:
-    return params * DTYPE_BYTES[model.saved_dtype]
+def _measured_count(key: SkeletonKey, choice: MethodChoice) -> dict[str, Any]:
+    from core.peft_counts import measure_count
+
+    return asdict(measure_count(key, choice))
 
 
-def _check_targets(base: nn.Module, choice: MethodChoice) -> None:
-    if not isinstance(choice.targets, tuple):
-        return
-    names = [name for name, _ in base.named_modules() if name]
-    missing = [t for t in choice.targets if not any(n == t or n.endswith(f".{t}") for n in names)]
-    if missing:
-        raise InputError(
-            f"--targets {','.join(missing)} not found in the model; its linear layers are: "
-            f"{','.join(linear_module_names(base))} (or use '{ALL_LINEAR}')"
-        )
+def _measured_shape(key: SkeletonKey) -> dict[str, int]:
+    from core.skeleton import skeleton
+
+    config = skeleton(key).config
+    return {"layers": int(getattr(config, "num_hidden_layers", 0) or 0),
+            "width": int(getattr(config, "hidden_size", 0) or 0)}
 
 
-def _peft_counts(key: SkeletonKey, choice: MethodChoice) -> tuple[int, int, tuple[str, ...]]:
-    """(trainable, total, targeted leaf names) as peft reports them, by the shortcut `Method.blocks` allows."""
-    stacks = skeleton_stacks(key)
-    targeted: set[str] = set()
-
-    def measure(keep: dict[str, int] | None) -> tuple[int, int]:
-        wrapped = _wrapped(key, choice, tuple(keep.items()) if keep else None, targeted)
-        trainable, total = wrapped.get_nb_trainable_parameters()
-        return int(trainable), int(total)
-
-    sharing = choice.spec.blocks
-    if sharing == "own" and stacks:
-        trainable, total = _one_block_per_kind(key, choice, stacks, targeted)
-    elif sharing == "shared" and stacks and all(len(set(s.kinds)) == 1 for s in stacks):
-        trainable, total = extrapolate(stacks, measure)
-    else:
-        trainable, total = measure(None)
-    if trainable == 0:
-        where = f"the layers it targets ({', '.join(sorted(targeted))})" if targeted else "no layer it targets"
-        raise NotApplicableError(
-            f"{choice.spec.name} trains nothing on {key.model.name}: peft adds no trainable parameter to {where}; "
-            "name other --targets or choose another method"
-        )
-    return trainable, total, tuple(sorted(targeted))
+@lru_cache(maxsize=1)
+def _code_version() -> str:
+    return cache.source_version(*COUNTING_SOURCES)
 
 
-def _wrapped(
-    key: SkeletonKey, choice: MethodChoice, keep: tuple[tuple[str, int], ...] | None, targeted: set[str]
-) -> nn.Module:
-    """The cached peft copy, its rank checked and its targeted layer names collected into `targeted`."""
-    wrapped = peft_model(key, choice, keep)
-    _check_rank(wrapped, choice)
-    targeted.update(n.split(".")[-1] for n in getattr(wrapped.base_model, "targeted_module_names", []))
-    return wrapped
+def _remembered(key: SkeletonKey, what: dict[str, str], derive: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`derive()`'s JSON record for `key`, read from the disk cache when it holds one (nothing heavy is imported
+    then), else derived and stored; a refusal is stored as such and raised again with its message."""
+    model = key.model
+    name = None if model.trust_remote_code else cache.content_key(
+        {**what, "model": model.name, "config": model.config_json, "task": key.task, "labels": key.num_labels,
+         "code": _code_version()})  # fmt: skip
+    record = cache.load_record(name) if name else None
+    if record is None or not _current(record):
+        try:
+            record = {"value": derive()}
+        except InputError as exc:
+            if name and type(exc) in _REFUSALS.values():
+                cache.store_record(name, _refusal(exc))
+            raise
+        if name:
+            cache.store_record(name, record)
+    if "refusal" in record:
+        raise _REFUSALS[record["refusal"]](record["message"])
+    return dict(record["value"])
 
 
-def _one_block_per_kind(
-    key: SkeletonKey, choice: MethodChoice, stacks: tuple[BlockStack, ...], targeted: set[str]
-) -> tuple[int, int]:
-    """peft's counts on one copy that keeps each stack's base prefix (one block of every kind), plus, for each
-    block the copy left out, what peft put into the kept block of its kind. Adapters every layer shares
-    (VeRA's projections, prompt encoders) live outside the blocks and are counted once, as peft counts them."""
-    wrapped = _wrapped(key, choice, tuple((stack.name, stack.base) for stack in stacks), targeted)
-    trainable, total = (int(n) for n in wrapped.get_nb_trainable_parameters())
-    for stack in stacks:
-        blocks = wrapped.get_base_model().get_submodule(stack.name)
-        for kind, copies in stack.left_out.items():
-            own = _block_own_parameters(wrapped, blocks[stack.kinds.index(kind)])
-            trainable += copies * sum(p.numel() for p in own if p.requires_grad)
-            total += copies * sum(p.numel() for p in own)
-    return trainable, total
+def _refusal(exc: InputError) -> dict[str, str]:
+    record = {"refusal": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, MissingPackageError):
+        record["installed"] = cache.installed_packages()
+    return record
 
 
-def _block_own_parameters(wrapped: nn.Module, block: nn.Module) -> list[nn.Parameter]:
-    """The block's parameters that no module outside it also holds: a vector one layer registers and every
-    layer shares (UniLoRA's, TinyLoRA's) belongs to the whole model and is counted once, by peft."""
-    path = next(name for name, module in wrapped.named_modules(remove_duplicate=False) if module is block)
-    outside = {id(p) for name, p in wrapped.named_parameters(remove_duplicate=False) if not name.startswith(f"{path}.")}
-    return [p for p in block.parameters() if id(p) not in outside]
-
-
-@lru_cache(maxsize=256)
-def peft_model(key: SkeletonKey, choice: MethodChoice, keep_blocks: tuple[tuple[str, int], ...] | None) -> nn.Module:
-    """The peft-wrapped meta copy of `key`'s skeleton (first N blocks of the named stacks), cached so that the
-    memory engine reads the same modules counting built. Do not mutate it."""
-    import torch
-
-    model = fresh_copy(skeleton(key), dict(keep_blocks) if keep_blocks else None)
-    # The base is on meta already; peft's own small index tensors need real data where `meta_init` is False.
-    device = torch.device("meta") if choice.spec.meta_init else contextlib.nullcontext()
-    with device:
-        return wrap_peft(model, key, choice, low_cpu_mem_usage=True)
-
-
-def _check_rank(peft_model: nn.Module, choice: MethodChoice) -> None:
-    """A rank above a named layer's smaller side is refused; with --targets all-linear peft also adapts one-output
-    gates (Qwen-MoE's shared_expert_gate), and an over-sized factor there is peft's own behaviour, not an error."""
-    if choice.rank is None or not choice.spec.rank_bounds_layers or choice.targets == ALL_LINEAR:
-        return
-    for name in getattr(peft_model.base_model, "targeted_module_names", []):
-        layer = peft_model.base_model.model.get_submodule(name)
-        base_layer = layer.get_base_layer() if hasattr(layer, "get_base_layer") else layer
-        weight = getattr(base_layer, "weight", None)
-        if weight is not None and weight.dim() == 2 and choice.rank > min(weight.shape):
-            raise InputError(
-                f"--rank {choice.rank} is larger than layer {name.split('.')[-1]} "
-                f"({weight.shape[1]}->{weight.shape[0]}); choose a rank up to {min(weight.shape)}"
-            )
+def _current(record: dict[str, Any]) -> bool:
+    """Whether a stored record holds: one this code writes, and a missing package's with the same packages
+    installed as when it was stored."""
+    if "value" in record:
+        return True
+    if record.get("refusal") == MissingPackageError.__name__:
+        return record.get("installed") == cache.installed_packages()
+    return record.get("refusal") in _REFUSALS

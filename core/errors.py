@@ -11,3 +11,7 @@ class ReadOnlyError(InputError):
 
 class NotApplicableError(InputError):
     """The method cannot be applied to this model (e.g. BitFit on a model without biases)."""
+
+
+class MissingPackageError(NotApplicableError):
+    """The method needs a package that is not installed (installing it lifts this, so it is never cached)."""

@@ -2,14 +2,19 @@
 
 QLoRA defaults to NF4 with double quantization (Dettmers et al. 2023); every other method to none. A quantized
 base needs half-precision compute and a method that leaves the base weights frozen and that peft has a
-bitsandbytes layer for (or that needs none: soft prompts).
+bitsandbytes layer for (or that needs none: soft prompts). Whether peft has one is asked of peft once per
+method and peft version and kept in the disk cache (`core.memory.cache`): asking imports peft.
 """
 
 from __future__ import annotations
 
 import importlib.util
+from functools import lru_cache
+from pathlib import Path
 
+from core import registry
 from core.errors import NotApplicableError
+from core.memory import cache
 from core.memory.setup import TrainingSetup
 from core.registry import MethodChoice
 
@@ -35,8 +40,20 @@ def check_quantization(choice: MethodChoice, setup: TrainingSetup) -> str:
                                  "use a PEFT method or --quantization none")
     if choice.spec.family == "soft-prompt":
         return quant
-    tuner = type(choice.peft_config("CAUSAL_LM")).__module__.rsplit(".", 1)[0]
-    if importlib.util.find_spec(f"{tuner}.bnb") is None:
+    if not _has_bnb_layer(choice):
         raise NotApplicableError(f"{choice.spec.name} cannot sit on a {quant} base: peft has no bitsandbytes layer "
                                  "for it; use lora, dora, adalora or ia3, or --quantization none")
     return quant
+
+
+@lru_cache(maxsize=256)
+def _has_bnb_layer(choice: MethodChoice) -> bool:
+    """Whether peft has a bitsandbytes layer for the tuner of `choice` (kept in memory and in the disk cache)."""
+    name = cache.content_key({"record": "bnb", "choice": repr(choice),
+                              "code": cache.source_version(Path(__file__).resolve(), Path(registry.__file__))})
+    record = cache.load_record(name)
+    if record is None or not isinstance(record.get("bnb"), bool):
+        tuner = type(choice.peft_config("CAUSAL_LM")).__module__.rsplit(".", 1)[0]
+        record = {"bnb": importlib.util.find_spec(f"{tuner}.bnb") is not None}
+        cache.store_record(name, record)
+    return bool(record["bnb"])

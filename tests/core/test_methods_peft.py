@@ -9,9 +9,10 @@ from peft.utils.peft_types import PeftType
 from tiny_models import TINY_CONFIGS, TINY_MOE_CONFIGS, peft_reference, tiny_model
 
 from core.apply import apply_method
-from core.counting import count_parameters, peft_model
+from core.counting import count_parameters
 from core.errors import InputError, NotApplicableError
 from core.memory.step import load_dtype
+from core.peft_counts import peft_model
 from core.registry import METHODS, MethodChoice, PeftBuilder, method_ids
 from core.skeleton import PEFT_TASK_TYPES, SkeletonKey, default_task, fresh_copy, skeleton
 
