@@ -210,6 +210,12 @@ class Method:
             raise ValueError(f"method {self.id}: rank_bounds_layers needs the rank knob")
 
     @property
+    def top_blocks_only(self) -> bool:
+        """Only the top --top-layers blocks train or are adapted (partial fine-tuning, adaption prompt), so a
+        copy of the model must hold them all and grow below them."""
+        return self.blocks == "top" or (self.trains is not None and self.trains.scope == "top_blocks")
+
+    @property
     def knobs(self) -> tuple[str, ...]:
         """The knob names this method accepts, in registry order."""
         return tuple(name for name in KNOBS if name in self.defaults)

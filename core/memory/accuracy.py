@@ -57,6 +57,11 @@ class Result:
         return 100.0 * (self.estimate - self.probe) / self.probe if self.probe else 0.0
 
 
+# Size knobs whose defaults the tiny models cannot hold (30 top layers of 4, C3A's 256-wide blocks of 64-wide
+# layers, WaveFT's 2,592 coefficients of a 64 x 32 layer): the harness uses at most these.
+TINY_KNOBS: dict[str, int] = {"top_layers": 1, "block_size": 16, "n_frequency": 64}
+
+
 def full_matrix() -> Iterator[Case]:
     """Every estimable method x family x dtype x attention x dropout."""
     for family, method, (dtype, attention, dropout) in itertools.product(FAMILIES, method_ids(), VARIANTS):
@@ -77,9 +82,9 @@ def run_case(case: Case, *, batch_size: int = 2, seq_len: int = 16) -> Result:
     """Estimate and probe one case (a method that does not apply to the family is skipped with its reason)."""
     model = tiny_model(case.family, dropout=case.dropout)
     key = SkeletonKey(model, default_task(model), 2)
-    knobs: dict[str, float | int] = {"dropout": case.dropout} if "dropout" in METHODS[case.method].defaults else {}
-    if case.method == "partial_ft":
-        knobs["top_layers"] = 1
+    defaults = METHODS[case.method].defaults
+    knobs: dict[str, float | int] = {"dropout": case.dropout} if "dropout" in defaults else {}
+    knobs |= {name: min(value, defaults[name] or value) for name, value in TINY_KNOBS.items() if name in defaults}
     choice = MethodChoice(case.method, **knobs)  # type: ignore[arg-type]
     precision = "fp32" if case.dtype == "fp32" else f"{case.dtype}-true"
     spec = StepSpec(precision, "sgd", case.attention, False, "none", kernels="cpu")

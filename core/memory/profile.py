@@ -204,8 +204,7 @@ def _variants(stacks: tuple[BlockStack, ...], choice: MethodChoice) -> list[tupl
     if not stacks:
         return [(1, None)]
     base = {stack.name: max(stack.base, MIN_BASE) for stack in stacks}
-    rule = choice.spec.trains
-    if rule is not None and rule.scope == "top_blocks" and choice.top_layers is not None:
+    if choice.spec.top_blocks_only and choice.top_layers is not None:
         base[stacks[-1].name] = max(base[stacks[-1].name], choice.top_layers + 1)
     if any(base[stack.name] >= stack.depth for stack in stacks):
         return [(1, None)]

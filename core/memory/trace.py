@@ -55,6 +55,7 @@ class AllocationTracker(TorchDispatchMode):
         self._rows: list[np.ndarray] = []
         self._phases: list[int] = []
         self.default_category = ACTIVATIONS
+        self._finite_checks: set[int] = set()  # storages holding an inf/nan check's answer (see _scalar_stand_in)
 
     # -- bookkeeping ---------------------------------------------------------------------------------------------
     def adopt(self, tensors: Iterable[torch.Tensor], category: int) -> None:
@@ -84,6 +85,7 @@ class AllocationTracker(TorchDispatchMode):
             self._phases.append(self.phase)
 
     def _free(self, key: int) -> None:
+        self._finite_checks.discard(key)
         category = self._category.pop(key, None)
         if category is not None:
             self.totals[category] -= self._bytes.pop(key)
@@ -100,22 +102,65 @@ class AllocationTracker(TorchDispatchMode):
     # -- dispatch ------------------------------------------------------------------------------------------------
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         if func is torch.ops.aten._local_scalar_dense.default:
-            return _scalar_stand_in(args[0])
+            return _scalar_stand_in(args[0], finite_check=args[0].untyped_storage()._cdata in self._finite_checks)
         if func is torch.ops.aten.nonzero.default:
             # data-dependent size (DeBERTa's relative positions, masks): the upper bound, every element selected
             source = args[0]
             out = torch.empty((source.numel(), source.dim()), dtype=torch.long, device=source.device)
+        elif func in _MASKED and any(_is_mask(i) for i in args[1]):
+            # a boolean-mask index (WaveFT's in-bounds filter, CPT's norm projection) has a data-dependent size:
+            # the same upper bound, every element selected, as long indices of that many rows
+            out = func(args[0], [j for i in args[1] for j in _all_selected(i)], *args[2:], **(kwargs or {}))
+        elif func is torch.ops.aten._unique2.default:
+            out = _one_distinct_value(*args, **(kwargs or {}))
         else:
             out = func(*args, **(kwargs or {}))
+        if func in _FINITE_CHECKS or (func in _REDUCTIONS and self._reads_check(args[0])):
+            self._finite_checks.add(out.untyped_storage()._cdata)
         for leaf in tree_leaves(out):
             if isinstance(leaf, torch.Tensor):
                 self._track(leaf.untyped_storage(), self.default_category, record=True)
         return out
 
+    def _reads_check(self, tensor: object) -> bool:
+        return isinstance(tensor, torch.Tensor) and tensor.untyped_storage()._cdata in self._finite_checks
 
-def _scalar_stand_in(tensor: torch.Tensor) -> bool | int | float:
+
+_MASKED = {torch.ops.aten.index.Tensor, torch.ops.aten.index_put.default, torch.ops.aten.index_put_.default}
+_FINITE_CHECKS = {torch.ops.aten.isinf.default, torch.ops.aten.isnan.default, torch.ops.aten.isposinf.default,
+                  torch.ops.aten.isneginf.default}
+_REDUCTIONS = {torch.ops.aten.any.default, torch.ops.aten.any.dim, torch.ops.aten.any.dims}
+
+
+def _is_mask(index: torch.Tensor | None) -> bool:
+    return index is not None and index.dtype in (torch.bool, torch.uint8)
+
+
+def _all_selected(index: torch.Tensor | None) -> list[torch.Tensor | None]:
+    """A boolean mask as the long indices `nonzero` would give if every element were selected (one per masked
+    dimension); other indices unchanged."""
+    if not _is_mask(index):
+        return [index]
+    assert index is not None
+    rows = torch.empty(index.numel(), dtype=torch.long, device=index.device)
+    return [rows] * index.dim()
+
+
+def _one_distinct_value(source: torch.Tensor, sorted: bool = True, return_inverse: bool = False,
+                        return_counts: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`unique` has a data-dependent size; what it returns drives loops over the distinct values (CPT's label
+    types), whose tensors are transient, so one distinct value stands in (aten's empty tensors where the inverse
+    or the counts are not asked for)."""
+    del sorted
+    inverse = torch.empty(source.shape if return_inverse else (0,), dtype=torch.long, device=source.device)
+    counts = torch.empty(1 if return_counts else 0, dtype=torch.long, device=source.device)
+    return torch.empty(1, dtype=source.dtype, device=source.device), inverse, counts
+
+
+def _scalar_stand_in(tensor: torch.Tensor, *, finite_check: bool) -> bool | int | float:
     """A fake tensor has no value: a Python read of one (peft's LoHa/LoKr draw `torch.rand(1) > p` to drop a
-    module) gets True / 1 / 0.5, i.e. the module runs, which is the larger of the two memory paths."""
+    module) gets True / 1 / 0.5, i.e. the module runs, which is the larger of the two memory paths; a check for
+    inf or nan (VB-LoRA's guard against resumed top-k logits) reads False, as it does on healthy weights."""
     if tensor.dtype == torch.bool:
-        return True
+        return not finite_check
     return 0.5 if tensor.dtype.is_floating_point else 1

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 from core.memory.profile import DESIGN, StepProfile, timeline_peaks
-from core.memory.step import StepSpec, trace_step
+from core.memory.step import StepSpec, TracedModel, trace_step
 from core.memory.tiny import tiny_model
-from core.memory.trace import CATEGORIES, PHASES
+from core.memory.trace import CATEGORIES, PHASES, AllocationTracker
 from core.models import resolve_model
-from core.registry import MethodChoice
+from core.registry import METHODS, MethodChoice
 from core.skeleton import SkeletonKey, default_task
 
 SPEC = StepSpec("bf16-mixed", "adamw", "sdpa", False, "none")
@@ -33,12 +35,14 @@ def _direct(key: SkeletonKey, choice: MethodChoice, spec: StepSpec, batch: int, 
 @pytest.mark.parametrize(("family", "method", "attention"), [
     ("llama", "fft", "sdpa"), ("llama", "lora", "eager"), ("llama", "prefix_tuning", "sdpa"),
     ("gpt2", "lora", "sdpa"), ("t5", "ia3", "sdpa"), ("bert", "bitfit", "eager"), ("llama", "partial_ft", "sdpa"),
+    ("llama", "adaption_prompt", "sdpa"),
 ])
 def test_profile_equals_a_direct_trace_of_the_whole_model_off_the_design_points(
         family: str, method: str, attention: str) -> None:
     """Fitted in (b, s) on 2- and 3-block copies, extrapolated to 4 blocks, evaluated at a shape never traced."""
     key, spec = _tiny(family), replace(SPEC, attention=attention)
-    choice = MethodChoice(method, top_layers=1) if method == "partial_ft" else MethodChoice(method)
+    # the top-block methods train (or adapt) only the copy's top block, so the copies grow below it
+    choice = MethodChoice(method, top_layers=1) if METHODS[method].top_blocks_only else MethodChoice(method)
     profile = StepProfile(key, choice, spec)
     assert profile.fitted is not None, "the op sequence should not depend on the shape"
     assert (5, 40) not in DESIGN
@@ -158,3 +162,29 @@ def test_reentrant_checkpointing_recomputes_inside_backward_and_still_reaches_ev
     assert peaks[True][backward].sum() >= peaks[False][backward].sum()
     with pytest.raises(ValueError, match="needs checkpointing"):
         replace(SPEC, checkpointing=False, reentrant=True)
+
+
+def test_data_dependent_ops_get_stand_ins_of_their_upper_bound() -> None:
+    """A boolean-mask index selects every element, a check for inf or nan finds none, a random draw keeps the
+    module (the larger memory path), and `unique` finds one value."""
+    tracker = AllocationTracker()
+    with FakeTensorMode(allow_non_fake_inputs=True), tracker:
+        x = torch.empty(10, 3)
+        assert x[x[:, 0] > 0].shape == (10, 3)
+        x[x > 0] = 1.0  # a masked write traces too
+        assert not bool(torch.isinf(x).any()) and not bool(torch.isnan(x[0, 0]).any())
+        assert bool(torch.rand(1) > 0.5)
+        assert torch.unique(x[:, 0]).shape == (1,)
+
+
+@pytest.mark.parametrize("method", ["waveft", "vblora", "cpt"])
+def test_methods_with_data_dependent_steps_trace_at_real_size(method: str) -> None:
+    """WaveFT filters its coefficients with a mask, VB-LoRA guards its logits against inf, CPT projects its
+    prompt by mask and loops over label types: each now traces on a 2-block copy of Llama-2-7B."""
+    model = resolve_model("llama-2-7b")
+    key = SkeletonKey(model, default_task(model), 2)
+    traced = TracedModel(key, MethodChoice(method), SPEC, {"model.layers": 2})
+    peaks = timeline_peaks(traced.trace(2, 64)).bytes
+    clip = PHASES.index("clip")
+    assert 0 < peaks[clip, CATEGORIES.index("gradients")] < peaks[clip, CATEGORIES.index("weights")] / 100
+    assert peaks[PHASES.index("forward"), CATEGORIES.index("activations")] > 0
