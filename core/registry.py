@@ -164,6 +164,8 @@ class Method:
       permutation tensors from data, which must be real; the base model stays on meta either way).
     - `scaled_defaults`: knob -> (knob, ratio): when unset, ceil(ratio x the other knob) (AdaLoRA's init rank).
     - `rank_label`: what --rank means in labels (OFT: the number of blocks).
+    - `task_ids`: the forward routes each example by a task id (Poly, multitask prompt tuning): training steps
+      pass one per example.
     - `aliases`: other exact names of the method (case, spaces and punctuation aside), read by `get_method` and
       the warehouse normaliser.
     - `name_patterns`: how a free-form published name reads as this method when it spells no id or alias
@@ -190,6 +192,7 @@ class Method:
     meta_init: bool = True
     scaled_defaults: Mapping[str, tuple[str, float]] = field(default_factory=dict)
     rank_label: str = "r"
+    task_ids: bool = False
     reference: str = ""
 
     def __post_init__(self) -> None:
@@ -561,7 +564,7 @@ _METHODS: tuple[Method, ...] = (
     ),
     Method(
         "poly", "Poly (Polytropon)", "low-rank", "a per-task mixture of a shared inventory of LoRA skills", _ranked(8),
-        _config("PolyConfig", {"r": "rank", **_TARGETS}), aliases=("polytropon", "mhr"),
+        _config("PolyConfig", {"r": "rank", **_TARGETS}), aliases=("polytropon", "mhr"), task_ids=True,
         reference="Ponti et al. 2022, arXiv 2202.13914",
     ),
     Method(
@@ -618,7 +621,7 @@ _METHODS: tuple[Method, ...] = (
         "multitask_prompt_tuning", "Multitask prompt tuning", "soft-prompt",
         "a shared prompt with a per-task low-rank multiplier", _PROMPT_DEFAULTS,
         _config("MultitaskPromptTuningConfig", {"num_virtual_tokens": "virtual_tokens"}), aliases=("mpt",),
-        soft_prompt="input", reference="Wang et al. 2023, arXiv 2303.02861",
+        soft_prompt="input", task_ids=True, reference="Wang et al. 2023, arXiv 2303.02861",
     ),
     Method(
         "cpt", "CPT (context-aware prompt tuning)", "soft-prompt", "trained context tokens in front of the input",

@@ -68,7 +68,7 @@ def _probe_one(
         stepper = Stepper(model, make_optimizer(model, spec.optimizer, spec.lr_for(choice)), device=device,
                           compute=compute)
         vocab = int(spec.model.config_dict.get("vocab_size") or 32)
-        inputs = make_inputs(spec.key, spec.batch_size, spec.seq_len, vocab=vocab)
+        inputs = make_inputs(spec.key, spec.batch_size, spec.seq_len, vocab=vocab, task_ids=choice.spec.task_ids)
         for _ in range(WARMUP_STEPS):
             stepper.step(inputs)
         steps, elapsed = _measured_steps(spec, stepper, inputs, choice, folder=folder, cancelled=cancelled)

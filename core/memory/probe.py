@@ -67,7 +67,7 @@ def probe_activations(
         raise InputError(f"probe attention {attention!r} is not one of {', '.join(PROBE_ATTENTION)}")
     torch.manual_seed(seed)
     model = build_trainable(key, choice, dtype=dtype, attention=attention)
-    inputs = make_inputs(key, batch_size, seq_len, vocab=_vocab_size(key.model))
+    inputs = make_inputs(key, batch_size, seq_len, vocab=_vocab_size(key.model), task_ids=choice.spec.task_ids)
     frozen = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
     seen: list[tuple[weakref.ref[torch.Tensor], torch.UntypedStorage]] = []
 
@@ -130,9 +130,12 @@ def build_trainable(key: SkeletonKey, choice: MethodChoice, *, dtype: str, atten
     return apply_method(model, key, choice)
 
 
-def make_inputs(key: SkeletonKey, batch_size: int, seq_len: int, *, vocab: int) -> dict[str, torch.Tensor]:
-    """Random token ids and labels for the task head (no padding, so no attention mask is needed)."""
+def make_inputs(key: SkeletonKey, batch_size: int, seq_len: int, *, vocab: int,
+                task_ids: bool = False) -> dict[str, torch.Tensor]:
+    """Random token ids and labels for the task head (no padding, so no attention mask is needed), and a task id
+    per example for the methods that route by task (`Method.task_ids`)."""
     ids = torch.randint(0, vocab, (batch_size, seq_len))
+    tasks = {"task_ids": torch.zeros(batch_size, dtype=torch.long)} if task_ids else {}
     if key.task == "seq-cls":
-        return {"input_ids": ids, "labels": torch.randint(0, key.num_labels, (batch_size,))}
-    return {"input_ids": ids, "labels": ids.clone()}
+        return {"input_ids": ids, "labels": torch.randint(0, key.num_labels, (batch_size,)), **tasks}
+    return {"input_ids": ids, "labels": ids.clone(), **tasks}

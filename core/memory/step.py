@@ -78,7 +78,7 @@ class TracedModel:
 
     def __init__(self, key: SkeletonKey, choice: MethodChoice, spec: StepSpec,
                  keep_blocks: dict[str, int] | None) -> None:
-        self.key, self.spec = key, spec
+        self.key, self.spec, self.task_ids = key, spec, choice.spec.task_ids
         self.tracker = AllocationTracker()
         try:
             self._build(choice, keep_blocks)
@@ -124,7 +124,7 @@ class TracedModel:
         self.tracker = AllocationTracker(lambda s: self.sizes.get(s._cdata, s.nbytes()))
         with warnings.catch_warnings(), _kernels(self.spec), self.fake:
             warnings.simplefilter("ignore")
-            inputs = _inputs(self.key, batch_size, seq_len)
+            inputs = _inputs(self.key, batch_size, seq_len, task_ids=self.task_ids)
             self.tracker.adopt([*self.model.parameters(), *self.model.buffers()], WEIGHTS)
             self.tracker.adopt(_optimizer_tensors(self.optimizer), OPTIMIZER)
             with self.tracker:
@@ -297,9 +297,11 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     return [v for state in optimizer.state.values() for v in state.values() if isinstance(v, torch.Tensor)]
 
 
-def _inputs(key: SkeletonKey, batch_size: int, seq_len: int) -> dict[str, torch.Tensor]:
-    """Token ids and labels of one micro-batch, no padding (so no attention mask)."""
+def _inputs(key: SkeletonKey, batch_size: int, seq_len: int, *, task_ids: bool) -> dict[str, torch.Tensor]:
+    """Token ids and labels of one micro-batch, no padding (so no attention mask), and a task id per example
+    for the methods that route by task."""
     ids = torch.zeros(batch_size, seq_len, dtype=torch.long)
+    tasks = {"task_ids": torch.zeros(batch_size, dtype=torch.long)} if task_ids else {}
     if key.task == "seq-cls":
-        return {"input_ids": ids, "labels": torch.zeros(batch_size, dtype=torch.long)}
-    return {"input_ids": ids, "labels": ids.clone()}
+        return {"input_ids": ids, "labels": torch.zeros(batch_size, dtype=torch.long), **tasks}
+    return {"input_ids": ids, "labels": ids.clone(), **tasks}
