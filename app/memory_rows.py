@@ -63,7 +63,9 @@ def method_rows(
                                method_id=m.method)
         row["calibrated peak"] = (f"{calibrated.calibrated_total / GIB:.2f} GiB: {calibrated.label}" if calibrated
                                   else calibration.uncalibrated_reason(gpu.name, model.model_type, family))
-        row["note"] = m.memory_error
+        paged = (f"the paged optimizer's {memory.paged / GIB:.2f} GiB of states sit in unified memory, outside the "
+                 "peak: paged to CPU memory when the GPU is full" if memory.paged else "")
+        row["note"] = "; ".join(n for n in (m.memory_error, paged) if n)
         rows.append(row)
     return rows
 

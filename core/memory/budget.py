@@ -26,7 +26,7 @@ from core.memory import cache
 from core.memory.gpus import Gpu, find_gpu
 from core.memory.overhead import OVERHEAD
 from core.memory.profile import StepProfile, step_profile
-from core.memory.setup import SHARDINGS, TrainingSetup
+from core.memory.setup import PAGED_OPTIMIZERS, SHARDINGS, TrainingSetup
 from core.memory.spec import CATEGORIES, GRADIENTS, OPTIMIZER, PHASES, TEMPORARIES, WEIGHTS, StepSpec
 from core.memory.throughput import TrainingTime, flops_per_token, recompute_flops_per_token, training_time
 from core.registry import MethodChoice
@@ -57,7 +57,9 @@ _COMPUTE = [PHASES.index("forward"), _BACKWARD]
 class MemoryBreakdown:
     """Bytes on one GPU at the step's peak (`phase`): the allocator's five categories, whose sum is `allocated`
     (what `torch.cuda.max_memory_allocated` shows), and `overhead`, what the device holds beyond them; `device`
-    (what nvidia-smi shows) is what must fit."""
+    (what nvidia-smi shows) is what must fit. `paged`: optimizer states a paged optimizer keeps in CUDA unified
+    memory, outside the caching allocator (so outside `allocated`) and moved to CPU memory when the GPU is full
+    (so not part of what must fit); 0 for every other optimizer."""
 
     weights: int
     gradients: int
@@ -66,9 +68,11 @@ class MemoryBreakdown:
     temporaries: int
     overhead: int
     phase: str
+    paged: int = 0
 
     def __post_init__(self) -> None:
-        parts = (self.weights, self.gradients, self.optimizer, self.activations, self.temporaries, self.overhead)
+        parts = (self.weights, self.gradients, self.optimizer, self.activations, self.temporaries, self.overhead,
+                 self.paged)
         if min(parts) < 0:
             raise ValueError(f"negative memory term in {parts}")
         if self.phase not in PHASES:
@@ -187,11 +191,16 @@ class Sizer:
         if shape not in self._peaks:
             self._peaks[shape] = self.profile.phase_peaks(*shape).bytes
         per_gpu = _distribute(self._peaks[shape], setup, n, self.profile.block_bytes, self.master_bytes)
+        paged = 0
+        if setup.optimizer in PAGED_OPTIMIZERS:  # its states live in unified memory (see MemoryBreakdown)
+            paged = round(per_gpu[:, OPTIMIZER].max())
+            per_gpu[:, OPTIMIZER] = 0
         phase = int(np.argmax(per_gpu.sum(axis=1)))
         row = [round(v) for v in per_gpu[phase]]
         allocated = sum(row)
         overhead = OVERHEAD.device(allocated, gpus=n) - allocated
-        return MemoryBreakdown(**dict(zip(CATEGORIES, row, strict=True)), overhead=overhead, phase=PHASES[phase])
+        return MemoryBreakdown(**dict(zip(CATEGORIES, row, strict=True)), overhead=overhead, phase=PHASES[phase],
+                               paged=paged)
 
 
 def _distribute(peaks: np.ndarray, setup: TrainingSetup, gpus: int, block: np.ndarray, master: int) -> np.ndarray:

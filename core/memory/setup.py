@@ -12,6 +12,9 @@ from core.errors import InputError
 
 PRECISIONS: tuple[str, ...] = ("bf16-mixed", "fp16-mixed", "bf16-true", "fp16-true", "fp32")
 OPTIMIZERS: tuple[str, ...] = ("adamw", "adamw-fused", "adamw-8bit", "paged-adamw-8bit", "sgd", "adafactor")
+# bitsandbytes' paged optimizers allocate their states with cudaMallocManaged (bitsandbytes.functional.get_paged):
+# not through torch's caching allocator, and evicted to CPU memory under GPU memory pressure.
+PAGED_OPTIMIZERS: tuple[str, ...] = ("paged-adamw-8bit",)
 ATTENTIONS: tuple[str, ...] = ("sdpa", "flash", "eager")
 SHARDINGS: tuple[str, ...] = ("none", "zero1", "zero2", "zero3", "fsdp")
 OFFLOADS: tuple[str, ...] = ("none", "optimizer", "params")
@@ -38,7 +41,8 @@ class TrainingSetup:
     seq_len: int = _setting(512, "tokens per sequence")
     precision: str = _setting("bf16-mixed", "bf16-mixed: fp32 trained weights, bf16 compute and frozen weights",
                               choices=PRECISIONS)
-    optimizer: str = _setting("adamw", "adamw is torch's foreach AdamW; adamw-fused is HF Trainer's default",
+    optimizer: str = _setting("adamw", "adamw is torch's foreach AdamW; adamw-fused is HF Trainer's default; "
+                                       "paged-adamw-8bit keeps its states in unified memory (paged to the CPU)",
                               choices=OPTIMIZERS)
     gradient_checkpointing: bool = _setting(False, "recompute each block in backward (non-reentrant unless "
                                                    "--reentrant-checkpointing)")
