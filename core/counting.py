@@ -89,18 +89,13 @@ def _measured_shape(key: SkeletonKey) -> dict[str, int]:
             "width": int(getattr(config, "hidden_size", 0) or 0)}
 
 
-@lru_cache(maxsize=1)
-def _code_version() -> str:
-    return cache.source_version(*COUNTING_SOURCES)
-
-
 def _remembered(key: SkeletonKey, what: dict[str, str], derive: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """`derive()`'s JSON record for `key`, read from the disk cache when it holds one (nothing heavy is imported
     then), else derived and stored; a refusal is stored as such and raised again with its message."""
     model = key.model
     name = None if model.trust_remote_code else cache.content_key(
         {**what, "model": model.name, "config": model.config_json, "task": key.task, "labels": key.num_labels,
-         "code": _code_version()})  # fmt: skip
+         "code": cache.source_version(*COUNTING_SOURCES)})  # fmt: skip
     record = cache.load_record(name) if name else None
     if record is None or not _current(record):
         try:
@@ -117,6 +112,7 @@ def _remembered(key: SkeletonKey, what: dict[str, str], derive: Callable[[], dic
 
 
 def _refusal(exc: InputError) -> dict[str, str]:
+    """The record of a refusal: its type and message (and, for a missing package, what was installed)."""
     record = {"refusal": type(exc).__name__, "message": str(exc)}
     if isinstance(exc, MissingPackageError):
         record["installed"] = cache.installed_packages()
