@@ -7,10 +7,12 @@ import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from app.charts import GAP_COLUMN, GapAxis
 from app.resources import warehouse
 from core.errors import InputError
 from core.warehouse import ImportRejectedError, ImportReport
@@ -56,3 +58,12 @@ def import_upload(upload: st.runtime.uploaded_file_manager.UploadedFile) -> Impo
         except InputError as exc:
             st.error(str(exc))
     return None
+
+
+def gap_points(container: Any, points: pd.DataFrame, axis: GapAxis, key: str) -> None:
+    """The table of a gap-against chart's points (`app.charts.gap_points_table`), numbers in their units and
+    the gap with its sign, so a reader never has to pick overlapping dots apart."""
+    container.dataframe(points, hide_index=True, key=key, height=320, column_config={
+        axis.column: st.column_config.NumberColumn(axis.column, format=axis.number_format),
+        GAP_COLUMN: st.column_config.NumberColumn(GAP_COLUMN, format="%+.2f"),
+    })

@@ -7,7 +7,6 @@ import pandas as pd
 import streamlit as st
 
 from app.charts import (
-    GAP_COLUMN,
     LABEL_LIMIT,
     RANK,
     TRAIN_EXAMPLES,
@@ -26,7 +25,7 @@ from app.resources import (
     warehouse,
 )
 from app.state import mirror, seed_list, share_link
-from app.widgets import download_buttons, import_upload
+from app.widgets import download_buttons, gap_points, import_upload
 from core.claims import claims_display, compare_claims, verdict_summary
 from core.gap.evidence import charted, gap_summary, pairs_explained, without_server_paths
 from core.gap.model import gap_model
@@ -127,10 +126,7 @@ with charts:
                 continue
             chart, table = st.columns([3, 2])
             chart.altair_chart(gap_against(target, axis.field, axis.title), key=f"chart_{key}")
-            table.dataframe(points, hide_index=True, key=f"points_{key}", height=320, column_config={
-                axis.column: st.column_config.NumberColumn(axis.column, format=axis.number_format),
-                GAP_COLUMN: st.column_config.NumberColumn(GAP_COLUMN, format="%+.2f"),
-            })
+            gap_points(table, points, axis, f"points_{key}")
 with accuracy_tab:
     st.markdown(model.heldout_summary())
     held = model.calibration.heldout.assign(

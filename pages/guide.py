@@ -6,11 +6,12 @@ from dataclasses import replace
 
 import streamlit as st
 
-from app.charts import gap_against
+from app.charts import RANK, TRAIN_EXAMPLES, gap_against, gap_points_table
 from app.estimates import comparison_table, recommendation_for
 from app.models import model_picker
 from app.resources import cached_pairs, data_version, warehouse
 from app.state import mirror, seed
+from app.widgets import gap_points
 from core.errors import InputError
 from core.gap import gap_model
 from core.gap.recommend import RecommendRequest
@@ -72,16 +73,20 @@ with left:
     if ranked.empty:
         st.info(f"No published {task} pairs state a rank: pick another task type.")
     else:
-        st.altair_chart(gap_against(ranked, "rank", "adapter rank r", log_base=2), key="guide_rank")
+        st.altair_chart(gap_against(ranked, RANK.field, RANK.title, log_base=2), key="guide_rank")
         st.caption(f"{len(ranked)} pairs. Diminishing returns show as a curve that flattens toward the right.")
+        with st.expander("The points, as a table"):
+            gap_points(st, gap_points_table(ranked, RANK), RANK, "guide_rank_points")
 with right:
     st.subheader("Marginal benefit of data (claim 4)")
     sized = chosen.dropna(subset=["train_examples"])
     if sized.empty:
         st.info(f"No published {task} pairs state their training-set size: pick another task type.")
     else:
-        st.altair_chart(gap_against(sized, "train_examples", "training examples"), key="guide_data")
+        st.altair_chart(gap_against(sized, TRAIN_EXAMPLES.field, TRAIN_EXAMPLES.title), key="guide_data")
         st.caption(f"{len(sized)} pairs. The claim predicts the gap falls below zero as data grows.")
+        with st.expander("The points, as a table"):
+            gap_points(st, gap_points_table(sized, TRAIN_EXAMPLES), TRAIN_EXAMPLES, "guide_data_points")
 
 st.header("The seed paper's comparison, with TuneWise's numbers")
 request = RecommendRequest(task_type=task, train_examples=GUIDE_EXAMPLES, model="gpt2", gpu=GUIDE_GPU, tasks=TASKS,

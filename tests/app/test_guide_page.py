@@ -17,6 +17,11 @@ def test_guide_renders_and_follows_the_task(app_env: Path) -> None:
     at.selectbox(key="guide_task").set_value("classification").run()
     assert [c.value for c in at.caption if "pairs." in c.value] != code_captions
     assert at.query_params["guide_task"] in ("classification", ["classification"])
+    # each chart's points as a table too, as many rows as the caption's pairs, the gap's sign kept
+    tables = [d.value for d in at.dataframe if "PEFT minus FFT (points)" in d.value.columns]
+    counts = [int(c.value.split(" pairs.")[0]) for c in at.caption if " pairs." in c.value]
+    assert [len(t) for t in tables] == counts
+    assert tables[0].columns.tolist() == ["method", "rank r", "PEFT minus FFT (points)", "paper", "task"]
 
 
 def test_comparison_table_comes_from_the_recommender(app_env: Path) -> None:
