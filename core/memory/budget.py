@@ -219,16 +219,20 @@ def _distribute(peaks: np.ndarray, setup: TrainingSetup, gpus: int, block: np.nd
         out[_CLIP, TEMPORARIES] /= gpus
         bucket = min(grads, REDUCE_BUCKET_ELEMENTS * _grad_elem(peaks, block))
         out[_BACKWARD, GRADIENTS] += bucket if mode == "zero2" else block[GRADIENTS]
+    # A block is gathered in the compute dtype (FSDP's MixedPrecision param_dtype, DeepSpeed's bf16/fp16 copy):
+    # the fp32 master share of trained weights (the `master` bytes of the whole model) stays sharded.
+    total = peaks[_CLIP, WEIGHTS]
+    gathered = block[WEIGHTS] * (1 - master / total) if total else block[WEIGHTS]
     if mode in ("zero3", "fsdp"):
         out[:, WEIGHTS] /= gpus
-        out[_COMPUTE, WEIGHTS] += 2 * block[WEIGHTS]  # the gathered block and the prefetched next one
+        out[_COMPUTE, WEIGHTS] += 2 * gathered  # the gathered block and the prefetched next one
     if setup.offload in ("optimizer", "params"):
         out[:, OPTIMIZER] = 0
         out[_OPTIMIZER, TEMPORARIES] = 0
         out[:, WEIGHTS] = np.maximum(out[:, WEIGHTS] - master / (gpus if mode in ("zero3", "fsdp") else 1), 0)
     if setup.offload == "params":
         out[:, WEIGHTS] = 0
-        out[_COMPUTE, WEIGHTS] = 2 * block[WEIGHTS]
+        out[_COMPUTE, WEIGHTS] = 2 * gathered
     return out
 
 

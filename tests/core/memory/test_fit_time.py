@@ -10,11 +10,12 @@ import pytest
 
 from core.counting import count_parameters
 from core.errors import InputError
-from core.memory.budget import MAX_GPUS, SUITED_SHARE, estimate_training, sizer, unsuited_modes
+from core.memory.budget import MAX_GPUS, SUITED_SHARE, _distribute, estimate_training, sizer, unsuited_modes
 from core.memory.gpus import catalogue, find_gpu
 from core.memory.quantization import check_quantization
 from core.memory.setup import TrainingSetup
 from core.memory.throughput import communication_bytes, flops_per_token, recompute_flops_per_token, step_time
+from core.memory.trace import CATEGORIES, PHASES
 from core.models import resolve_model
 from core.registry import MethodChoice
 from core.skeleton import SkeletonKey
@@ -211,3 +212,21 @@ def test_a_paged_optimizers_states_sit_outside_the_allocator_and_the_fit() -> No
     assert paged.memory.allocated < plain.memory.allocated and paged.memory.device < plain.memory.device
     assert paged.memory.to_dict()["paged"] == paged.memory.paged
     assert plain.fit is not None and paged.fit is not None and paged.fit.max_batch_size >= plain.fit.max_batch_size
+
+
+def test_zero3_gathers_blocks_in_the_compute_dtype_not_the_fp32_master() -> None:
+    """Full fine-tuning under bf16-mixed keeps fp32 trained weights, but ZeRO-3/FSDP gather each block in bf16:
+    the gathered and the prefetched block add two bf16 blocks (one fp32 block's bytes), not two fp32 blocks."""
+    choice = MethodChoice("fft")
+    setup = TrainingSetup(seq_len=256, gpus=8, sharding="zero3")
+    parts = sizer(KEY, choice, count_parameters(KEY, choice), setup, "none")
+    peaks, block = parts.profile.phase_peaks(1, 256).bytes, parts.profile.block_bytes
+    out = _distribute(peaks, setup, 8, block, parts.master_bytes)
+    weights, forward, clip = CATEGORIES.index("weights"), PHASES.index("forward"), PHASES.index("clip")
+    assert parts.master_bytes == pytest.approx(peaks[clip, weights] / 2)  # every weight trains, in fp32
+    assert out[forward, weights] - out[clip, weights] == pytest.approx(block[weights])
+    lora = MethodChoice("lora")
+    lora_parts = sizer(KEY, lora, count_parameters(KEY, lora), setup, "none")
+    lora_peaks, lora_block = lora_parts.profile.phase_peaks(1, 256).bytes, lora_parts.profile.block_bytes
+    lora_out = _distribute(lora_peaks, setup, 8, lora_block, lora_parts.master_bytes)
+    assert lora_out[forward, weights] - lora_out[clip, weights] == pytest.approx(2 * lora_block[weights])
