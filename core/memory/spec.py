@@ -2,8 +2,7 @@
 
 The warm path of an estimate reads a cached profile by its `StepSpec` and lays its per-phase bytes out by these
 categories; importing `core.memory.step` or `core.memory.trace` for them would import torch, which only a
-cache miss (a trace) needs. Until those modules import these names from here, they hold equal copies
-(tests/core/memory/test_spec.py checks that they agree).
+cache miss (a trace) needs; those modules import them from here.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -24,6 +23,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from core.apply import apply_method
 from core.errors import NotApplicableError
 from core.memory import standins
+from core.memory.spec import StepSpec
 from core.memory.trace import (
     ACTIVATIONS,
     GRADIENTS,
@@ -36,36 +36,6 @@ from core.memory.trace import (
 )
 from core.registry import MethodChoice
 from core.skeleton import CLASSIFIER_HEAD_NAMES, SkeletonKey, fresh_copy, skeleton
-
-HALF = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-
-
-@dataclass(frozen=True)
-class StepSpec:
-    """What the traced step depends on besides the batch shape (sharding and GPU count enter later)."""
-
-    precision: str
-    optimizer: str
-    attention: str
-    checkpointing: bool
-    quantization: str
-    kernels: str = "cuda"
-    reentrant: bool = False  # checkpointing through torch's reentrant autograd.Function (use_reentrant=True)
-
-    def __post_init__(self) -> None:
-        if self.kernels not in ("cuda", "cpu"):
-            raise ValueError(f"kernels must be cuda or cpu, not {self.kernels!r}")
-        if self.reentrant and not self.checkpointing:
-            raise ValueError("reentrant checkpointing needs checkpointing on")
-
-    @property
-    def compute_dtype(self) -> torch.dtype:
-        return torch.float32 if self.precision == "fp32" else HALF[self.precision[:4]]
-
-    @property
-    def mixed(self) -> bool:
-        return self.precision.endswith("-mixed")
-
 
 # What the real model code raises on fake tensors when it needs data (sparse storage, extra inputs such as
 # multitask prompt tuning's task ids, an op without a fake kernel): the method is then counted, not sized.

@@ -24,9 +24,10 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-CATEGORIES: tuple[str, ...] = ("weights", "gradients", "optimizer", "activations", "temporaries")
-PHASES: tuple[str, ...] = ("forward", "backward", "clip", "optimizer", "zero_grad")
-WEIGHTS, GRADIENTS, OPTIMIZER, ACTIVATIONS, TEMPORARIES = range(len(CATEGORIES))
+from core.memory.spec import ACTIVATIONS, CATEGORIES, GRADIENTS, OPTIMIZER, PHASES, TEMPORARIES, WEIGHTS
+
+__all__ = ["ACTIVATIONS", "CATEGORIES", "GRADIENTS", "OPTIMIZER", "PHASES", "TEMPORARIES", "WEIGHTS",
+           "AllocationTracker", "Timeline"]
 
 
 @dataclass(frozen=True)
