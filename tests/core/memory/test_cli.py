@@ -23,7 +23,7 @@ def test_single_method_json_keeps_keys_and_adds_memory(capsys: pytest.CaptureFix
     assert {"trainable_params", "total_params", "adapter_bytes", "memory", "fit", "time"} <= set(data)
     memory = data["memory"]
     categories = ("weights", "gradients", "optimizer", "activations", "temporaries")
-    assert set(memory) == {*categories, "overhead", "allocated", "device", "total", "phase"}
+    assert set(memory) == {*categories, "overhead", "allocated", "device", "total", "phase", "paged"}
     assert memory["allocated"] == sum(memory[k] for k in categories)
     assert memory["total"] == memory["device"] == memory["allocated"] + memory["overhead"]
     assert memory["phase"] in ("forward", "backward", "clip", "optimizer", "zero_grad")
