@@ -56,10 +56,12 @@ class ParameterCount:
 @dataclass(frozen=True)
 class ModelShape:
     """The built config's depth and width (`num_hidden_layers`, `hidden_size`; 0 where it has none), which the
-    FLOPs per token read."""
+    FLOPs per token read, and the parameters outside the block stacks (embeddings, final norms, heads; tied
+    weights once), which FSDP's root unit holds."""
 
     layers: int
     width: int
+    root_params: int
 
 
 @lru_cache(maxsize=1024)
@@ -82,11 +84,14 @@ def _measured_count(key: SkeletonKey, choice: MethodChoice) -> dict[str, Any]:
 
 
 def _measured_shape(key: SkeletonKey) -> dict[str, int]:
-    from core.skeleton import skeleton
+    from core.skeleton import skeleton, skeleton_stacks
 
-    config = skeleton(key).config
+    model = skeleton(key)
+    config = model.config
+    in_blocks = {id(p) for stack in skeleton_stacks(key) for p in model.get_submodule(stack.name).parameters()}
     return {"layers": int(getattr(config, "num_hidden_layers", 0) or 0),
-            "width": int(getattr(config, "hidden_size", 0) or 0)}
+            "width": int(getattr(config, "hidden_size", 0) or 0),
+            "root_params": sum(p.numel() for p in model.parameters() if id(p) not in in_blocks)}
 
 
 def _remembered(key: SkeletonKey, what: dict[str, str], derive: Callable[[], dict[str, Any]]) -> dict[str, Any]:

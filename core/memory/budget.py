@@ -180,6 +180,7 @@ class Sizer:
     profile: StepProfile
     master_bytes: int
     setup: TrainingSetup
+    root_bytes: int  # what no block holds, in the compute dtype: FSDP's root unit, gathered
     # phase peaks by (batch, length): the fit searches (largest batch, fewest GPUs per mode) reuse them
     _peaks: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -190,7 +191,8 @@ class Sizer:
         shape = (batch_size or setup.batch_size, setup.seq_len)
         if shape not in self._peaks:
             self._peaks[shape] = self.profile.phase_peaks(*shape).bytes
-        per_gpu = _distribute(self._peaks[shape], setup, n, self.profile.block_bytes, self.master_bytes)
+        per_gpu = _distribute(self._peaks[shape], setup, n, self.profile.block_bytes, master=self.master_bytes,
+                              root=self.root_bytes)
         paged = 0
         if setup.optimizer in PAGED_OPTIMIZERS:  # its states live in unified memory (see MemoryBreakdown)
             paged = round(per_gpu[:, OPTIMIZER].max())
@@ -203,7 +205,8 @@ class Sizer:
                                paged=paged)
 
 
-def _distribute(peaks: np.ndarray, setup: TrainingSetup, gpus: int, block: np.ndarray, master: int) -> np.ndarray:
+def _distribute(peaks: np.ndarray, setup: TrainingSetup, gpus: int, block: np.ndarray, *, master: int,
+                root: int) -> np.ndarray:
     """Per-phase per-GPU bytes under the setup's data parallelism (see the module docstring)."""
     out = peaks.copy()
     mode = setup.sharding
@@ -233,6 +236,10 @@ def _distribute(peaks: np.ndarray, setup: TrainingSetup, gpus: int, block: np.nd
     if setup.offload == "params":
         out[:, WEIGHTS] = 0
         out[_COMPUTE, WEIGHTS] = 2 * gathered
+    if mode == "fsdp":
+        # FSDP (1 and 2) keeps its root unit (what no block holds: embeddings, final norm, head) unsharded from
+        # the forward's start to the backward's end (reshard_after_forward is off for the root), beside its shard.
+        out[_COMPUTE, WEIGHTS] += root
     return out
 
 
@@ -245,7 +252,9 @@ def sizer(key: SkeletonKey, choice: MethodChoice, count: ParameterCount, setup: 
     """The cached-work part of an estimate: the traced profile."""
     profile = _profile(key, choice, step_spec(setup, quantization))
     master = count.trainable_params * 2 if setup.mixed and not choice.spec.is_peft else 0
-    return Sizer(profile, master, setup)
+    # FSDP's root unit gathered in the compute dtype (the trace's compute dtype: 2 bytes unless fp32)
+    root = model_shape(key).root_params * (4 if setup.precision == "fp32" else 2)
+    return Sizer(profile, master, setup, root)
 
 
 def _profile(key: SkeletonKey, choice: MethodChoice, spec: StepSpec) -> StepProfile:

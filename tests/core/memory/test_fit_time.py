@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from core.counting import count_parameters
+from core.counting import count_parameters, model_shape
 from core.errors import InputError
 from core.memory.budget import MAX_GPUS, SUITED_SHARE, _distribute, estimate_training, sizer, unsuited_modes
 from core.memory.gpus import catalogue, find_gpu
@@ -67,7 +67,8 @@ def test_fewest_gpus_per_sharding_mode() -> None:
     assert fit is not None and not fit.fits
     gpus = fit.min_gpus
     assert "none" not in gpus  # replicas do not lower the per-GPU peak
-    assert gpus["zero3"] == gpus["fsdp"] and gpus["zero3"] <= gpus.get("zero2", MAX_GPUS) <= gpus.get("zero1", MAX_GPUS)
+    assert gpus["zero3"] <= gpus["fsdp"]  # FSDP also holds its root unit (embeddings, head) gathered
+    assert gpus["zero3"] <= gpus.get("zero2", MAX_GPUS) <= gpus.get("zero1", MAX_GPUS)
     fewest = min(gpus.values())
     first = next(mode for mode in ("zero1", "zero2", "zero3") if gpus.get(mode) == fewest)  # the lightest stage
     assert fit.fewest_gpus == (first, fewest) and f"{fewest} x A100-80GB with ZeRO-" in fit.fewest_text
@@ -221,12 +222,31 @@ def test_zero3_gathers_blocks_in_the_compute_dtype_not_the_fp32_master() -> None
     setup = TrainingSetup(seq_len=256, gpus=8, sharding="zero3")
     parts = sizer(KEY, choice, count_parameters(KEY, choice), setup, "none")
     peaks, block = parts.profile.phase_peaks(1, 256).bytes, parts.profile.block_bytes
-    out = _distribute(peaks, setup, 8, block, parts.master_bytes)
+    out = _distribute(peaks, setup, 8, block, master=parts.master_bytes, root=parts.root_bytes)
     weights, forward, clip = CATEGORIES.index("weights"), PHASES.index("forward"), PHASES.index("clip")
     assert parts.master_bytes == pytest.approx(peaks[clip, weights] / 2)  # every weight trains, in fp32
     assert out[forward, weights] - out[clip, weights] == pytest.approx(block[weights])
     lora = MethodChoice("lora")
     lora_parts = sizer(KEY, lora, count_parameters(KEY, lora), setup, "none")
     lora_peaks, lora_block = lora_parts.profile.phase_peaks(1, 256).bytes, lora_parts.profile.block_bytes
-    lora_out = _distribute(lora_peaks, setup, 8, lora_block, lora_parts.master_bytes)
+    lora_out = _distribute(lora_peaks, setup, 8, lora_block, master=lora_parts.master_bytes,
+                           root=lora_parts.root_bytes)
     assert lora_out[forward, weights] - lora_out[clip, weights] == pytest.approx(2 * lora_block[weights])
+
+
+def test_fsdp_holds_its_root_unit_gathered_through_forward_and_backward() -> None:
+    """What no block holds (Llama-2-7B: embeddings and untied head, 2 x 32,000 x 4,096, and the final norm)
+    stays unsharded under FSDP from the forward's start to the backward's end, in bf16; ZeRO-3 gathers
+    modules on use, so it holds only blocks."""
+    key = SkeletonKey(resolve_model("llama-2-7b"), "causal-lm", 2)
+    assert model_shape(key).root_params == 2 * 32_000 * 4_096 + 4_096
+    choice = MethodChoice("lora")
+    parts = sizer(key, choice, count_parameters(key, choice), TrainingSetup(seq_len=256), "none")
+    assert parts.root_bytes == 2 * model_shape(key).root_params
+    peaks, block = parts.profile.phase_peaks(1, 256).bytes, parts.profile.block_bytes
+    zero3, fsdp = (_distribute(peaks, TrainingSetup(seq_len=256, gpus=8, sharding=mode), 8, block, master=0,
+                               root=parts.root_bytes) for mode in ("zero3", "fsdp"))
+    weights = CATEGORIES.index("weights")
+    for phase in ("forward", "backward"):
+        assert fsdp[PHASES.index(phase), weights] - zero3[PHASES.index(phase), weights] == parts.root_bytes
+    assert fsdp[PHASES.index("optimizer"), weights] == zero3[PHASES.index("optimizer"), weights]
