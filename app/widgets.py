@@ -30,17 +30,21 @@ def plain_words(text: str, labels: Mapping[str, str]) -> str:
     return _FLAG.sub(name, text)
 
 
-def download_buttons(frame: pd.DataFrame, name: str, key: str) -> None:
-    """CSV and Parquet downloads of exactly what the page shows."""
-    left, right = st.columns(2)
-    left.download_button(
-        "Download CSV", frame.to_csv(index=False).encode("utf-8"), f"{name}.csv", "text/csv", key=f"{key}_csv"
-    )
+@st.cache_data(show_spinner=False, max_entries=16)
+def _file_bytes(frame: pd.DataFrame) -> tuple[bytes, bytes]:
+    """A frame as CSV and as Parquet (written once per content: a rerun that shows the same rows reuses them)."""
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
-    right.download_button(
-        "Download Parquet", buffer.getvalue(), f"{name}.parquet", "application/vnd.apache.parquet", key=f"{key}_pq"
-    )
+    return frame.to_csv(index=False).encode("utf-8"), buffer.getvalue()
+
+
+def download_buttons(frame: pd.DataFrame, name: str, key: str) -> None:
+    """CSV and Parquet downloads of exactly what the page shows."""
+    csv, parquet = _file_bytes(frame)
+    left, right = st.columns(2)
+    left.download_button("Download CSV", csv, f"{name}.csv", "text/csv", key=f"{key}_csv")
+    right.download_button("Download Parquet", parquet, f"{name}.parquet", "application/vnd.apache.parquet",
+                          key=f"{key}_pq")
 
 
 def import_upload(upload: st.runtime.uploaded_file_manager.UploadedFile) -> ImportReport | None:

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import altair as alt
-import pandas as pd
 import streamlit as st
 
-from app.charts import (
-    LABEL_LIMIT,
-    RANK,
-    TRAIN_EXAMPLES,
-    TRAINABLE_SHARE,
-    gap_against,
-    gap_by_task_and_method,
-    gap_points_table,
-)
+from app.charts import LABEL_LIMIT
+from app.evidence import GAP_AGAINST, calibration_spec, compared_claims, gap_view
 from app.resources import (
     cached_calibration_tables,
-    cached_claims,
     cached_pairs,
     cached_results,
     cached_task_types,
@@ -26,8 +16,8 @@ from app.resources import (
 )
 from app.state import mirror, seed_list, share_link
 from app.widgets import download_buttons, gap_points, import_upload
-from core.claims import claims_display, compare_claims, verdict_summary
-from core.gap.evidence import charted, gap_summary, pairs_explained, without_server_paths
+from core.claims import claims_display, verdict_summary
+from core.gap.evidence import charted, pairs_explained, without_server_paths
 from core.gap.model import gap_model
 from core.registry import METHODS
 from core.warehouse import Filters
@@ -36,17 +26,6 @@ from core.warehouse.conventions import DISTRIBUTION_NAMES
 SIZE_STEPS = (0.05, 0.1, 0.3, 1.0, 3.0, 7.0, 13.0, 35.0, 70.0, 200.0)
 
 
-def calibration_chart(held: pd.DataFrame) -> alt.Chart:
-    """Predicted interval against what happened, per held-out paper."""
-    base = alt.Chart(held.assign(paper=held["source"].str.slice(0, 40))).encode(y=alt.Y("paper:N", title=None))
-    intervals = base.mark_rule(color="#9ca3af", opacity=0.3, strokeWidth=6).encode(
-        x=alt.X("low:Q", title="PEFT minus FFT (points): predicted 80% interval and the reported gap"), x2="high:Q")
-    dots = base.mark_tick(thickness=2).encode(
-        x="y:Q", color=alt.Color("covered:N", title="reported gap", scale=alt.Scale(range=["#2563eb", "#dc2626"])),
-        tooltip=["source:N", alt.Tooltip("y:Q", format="+.2f"), alt.Tooltip("low:Q", format="+.2f"),
-                 alt.Tooltip("high:Q", format="+.2f")])
-    return (intervals + dots).properties(height=28 * held["source"].nunique() + 40)
-
 st.title("Evidence")
 version = data_version()
 task_options = cached_task_types(version)
@@ -54,7 +33,7 @@ all_pairs = cached_pairs(Filters(), version)
 model = gap_model(warehouse())
 all_results = cached_results(Filters(), version)
 st.caption(
-    f"All stored evidence, from {all_results['source'].nunique()} sources: "
+    f"All stored evidence, from {all_results['source'].nunique()} papers: "
     + pairs_explained(len(all_results), all_pairs, len(model.pairs))
     + " Gap = PEFT minus FFT: the PEFT metric minus the FFT metric, in points of a 0-100 metric (positive: PEFT "
     "did better)."
@@ -92,15 +71,15 @@ charts, accuracy_tab, claims_tab, pairs_tab, results_tab, calibration_tab, uploa
      "Upload results"]
 )
 with charts:
-    if target.empty:
+    view = gap_view(filters, version)
+    if not view.charted:
         st.info("No matched pairs for these filters: widen the task types, methods or model sizes.")
     else:
-        st.subheader(f"Gap by task type and method ({len(target)} pairs)")
+        st.subheader(f"Gap by task type and method ({view.charted} pairs)")
         chart, table = st.columns([3, 2])
-        chart.altair_chart(gap_by_task_and_method(target), key="chart_task_method")
+        chart.vega_lite_chart(view.by_task, key="chart_task_method")
         table.dataframe(
-            gap_summary(target).assign(method_id=lambda f: f["method_id"].map(lambda m: METHODS[m].name)),
-            hide_index=True, key="summary_task_method", height=360, column_config={
+            view.summary, hide_index=True, key="summary_task_method", height=360, column_config={
                 "task_type": "task type", "method_id": "method",
                 "median": st.column_config.NumberColumn("median gap (points)", format="%+.2f"),
                 "q25": st.column_config.NumberColumn("25% (points)", format="%+.2f"),
@@ -110,14 +89,7 @@ with charts:
                    "its number of pairs above; the table beside gives the same figures.")
         st.caption(f"Below, one dot per pair in the method's colour, shaped by task type (up to {LABEL_LIMIT} dots "
                    "are named on the chart); the table beside each chart lists its pairs in the axis' order.")
-        for axis, name, key, claim in (
-            (TRAINABLE_SHARE, "trainable share", "share", ""),
-            (TRAIN_EXAMPLES, "training-set size", "data", "The seed paper (S16) claims LoRA leads below about 20 "
-             "examples per class and FFT above; the dots are the published pairs that state their training-set size."),
-            (RANK, "rank", "rank", "The seed paper (S19) claims raising LoRA's rank barely moves performance: "
-             "diminishing returns."),
-        ):
-            points = gap_points_table(target, axis)
+        for (axis, name, key, claim), (points, spec) in zip(GAP_AGAINST, view.against, strict=True):
             st.subheader(f"Gap against {name} ({len(points)} pairs)")
             if claim:
                 st.caption(claim)
@@ -125,14 +97,11 @@ with charts:
                 st.info(f"No pairs for these filters state their {name}.")
                 continue
             chart, table = st.columns([3, 2])
-            chart.altair_chart(gap_against(target, axis.field, axis.title), key=f"chart_{key}")
+            chart.vega_lite_chart(spec, key=f"chart_{key}")
             gap_points(table, points, axis, f"points_{key}")
 with accuracy_tab:
     st.markdown(model.heldout_summary())
-    held = model.calibration.heldout.assign(
-        covered=lambda f: ((f["low"] <= f["y"]) & (f["y"] <= f["high"])).map({True: "inside", False: "outside"})
-    )
-    st.altair_chart(calibration_chart(held), key="chart_calibration")
+    st.vega_lite_chart(calibration_spec(version), key="chart_calibration")
     st.caption("Each paper predicted from the others: the predicted 80% interval (grey bar) and what the paper "
                "reported (tick: blue inside the interval, red outside), one row per paper.")
     st.dataframe(model.heldout(), hide_index=True, key="heldout_table",
@@ -141,7 +110,7 @@ with claims_tab:
     st.caption("The seed paper's claims beside the published pairs about the same method, task type, test "
                "distribution and model (or models of its family and size). Every gap is PEFT minus FFT in points: "
                "positive means PEFT did better. ⚑ marks a claim the evidence does not support or cannot check.")
-    compared = compare_claims(cached_claims(version), all_pairs)
+    compared = compared_claims(version)
     st.markdown(f"**Verdicts:** {verdict_summary(compared)}")
     st.dataframe(claims_display(compared), hide_index=True, key="claims_table", column_config={
         "⚑": st.column_config.TextColumn("⚑", width=30),

@@ -39,7 +39,7 @@ def _init(args: argparse.Namespace) -> int:
         stats = wh.stats()
         print(
             f"warehouse ready at {wh.location} (schema version {stats['schema_version']}): "
-            f"{stats['results']} results, {stats['sources']} sources, {stats['claims']} claims, "
+            f"{stats['results']} results, {stats['sources']} cited tables, {stats['claims']} claims, "
             f"{stats['pairs']} FFT-vs-PEFT pairs"
         )
     return 0

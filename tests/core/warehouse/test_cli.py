@@ -15,7 +15,7 @@ from .conftest import good_row, write_csv
 
 def test_init_then_stats_json(isolated_settings: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["warehouse", "init"]) == 0
-    assert "1327 results, 39 sources, 19 claims, 820 FFT-vs-PEFT pairs" in capsys.readouterr().out
+    assert "1327 results, 39 cited tables, 19 claims, 820 FFT-vs-PEFT pairs" in capsys.readouterr().out
     assert isolated_settings.is_file()
     assert main(["warehouse", "stats", "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
