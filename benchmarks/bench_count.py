@@ -8,9 +8,13 @@ Run: python benchmarks/bench_count.py
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 import time
 import warnings
 
+# counts are cached on disk (core.counting): an empty cache folder, so every count here is peft's own
+os.environ["TUNEWISE_CACHE_DIR"] = tempfile.mkdtemp(prefix="tunewise-bench-")
 t0 = time.perf_counter()
 import peft  # noqa: E402,F401  (imports are timed separately: they are paid once per process)
 import transformers  # noqa: E402,F401
