@@ -112,9 +112,16 @@ def _zero_rule() -> alt.Chart:
     return alt.Chart(pd.DataFrame({"gap": [0.0]})).mark_rule(strokeDash=[4, 4], color="gray").encode(y="gap:Q")
 
 
-def _named(pairs: pd.DataFrame) -> pd.DataFrame:
-    """The pairs with `method_name`, the registry's name of each `method_id` (what legends and labels show)."""
-    return pairs.assign(method_name=pairs["method_id"].map(lambda m: METHODS[m].name if m in METHODS else m))
+# The pairs' columns the gap charts encode or show in tooltips: only these travel inline with a chart's spec (a
+# pair's 30-odd columns, notes and provenance included, would make every chart several times heavier to send).
+CHART_COLUMNS: tuple[str, ...] = ("method_id", "task_type", "gap", "source", "model", "task", "method_raw")
+
+
+def _named(pairs: pd.DataFrame, *fields: str) -> pd.DataFrame:
+    """The chart columns of the pairs (and `fields`) with `method_name`, the registry's name of each `method_id`
+    (what legends and labels show)."""
+    data = pairs[list(dict.fromkeys((*CHART_COLUMNS, *fields)))]
+    return data.assign(method_name=data["method_id"].map(lambda m: METHODS[m].name if m in METHODS else m))
 
 
 def _method_order(data: pd.DataFrame) -> list[str]:
@@ -183,7 +190,7 @@ def paper_name(source: str) -> str:
 def _plotted(pairs: pd.DataFrame, field: str) -> pd.DataFrame:
     """The pairs a gap-against chart plots, named, in `field`'s order: those stating a positive `field` (a log
     axis has no zero)."""
-    data = _named(pairs.dropna(subset=[field]))
+    data = _named(pairs.dropna(subset=[field]), field)
     data = data[data[field] > 0]
     return data.sort_values([field, "method_name", "gap"], kind="stable", ignore_index=True)
 
