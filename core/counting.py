@@ -57,11 +57,13 @@ class ParameterCount:
 class ModelShape:
     """The built config's depth and width (`num_hidden_layers`, `hidden_size`; 0 where it has none), which the
     FLOPs per token read, and the parameters outside the block stacks (embeddings, final norms, heads; tied
-    weights once), which FSDP's root unit holds."""
+    weights once), which FSDP's root unit holds, with the largest of those modules, which ZeRO-3 gathers on its
+    own (a 256k-vocabulary embedding outweighs a block)."""
 
     layers: int
     width: int
     root_params: int
+    largest_root_params: int
 
 
 @lru_cache(maxsize=1024)
@@ -88,10 +90,15 @@ def _measured_shape(key: SkeletonKey) -> dict[str, int]:
 
     model = skeleton(key)
     config = model.config
-    in_blocks = {id(p) for stack in skeleton_stacks(key) for p in model.get_submodule(stack.name).parameters()}
+    seen = {id(p) for stack in skeleton_stacks(key) for p in model.get_submodule(stack.name).parameters()}
+    per_module = []  # each module's own parameters outside the blocks, a tied weight with its first module
+    for module in model.modules():
+        own = [p for p in module.parameters(recurse=False) if id(p) not in seen]
+        seen |= {id(p) for p in own}
+        per_module.append(sum(p.numel() for p in own))
     return {"layers": int(getattr(config, "num_hidden_layers", 0) or 0),
             "width": int(getattr(config, "hidden_size", 0) or 0),
-            "root_params": sum(p.numel() for p in model.parameters() if id(p) not in in_blocks)}
+            "root_params": sum(per_module), "largest_root_params": max(per_module, default=0)}
 
 
 def _remembered(key: SkeletonKey, what: dict[str, str], derive: Callable[[], dict[str, Any]]) -> dict[str, Any]:

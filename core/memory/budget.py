@@ -181,6 +181,7 @@ class Sizer:
     master_bytes: int
     setup: TrainingSetup
     root_bytes: int  # what no block holds, in the compute dtype: FSDP's root unit, gathered
+    largest_root_bytes: int  # the largest module no block holds, in the compute dtype: gathered alone by ZeRO-3
     # phase peaks by (batch, length): the fit searches (largest batch, fewest GPUs per mode) reuse them
     _peaks: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -192,7 +193,7 @@ class Sizer:
         if shape not in self._peaks:
             self._peaks[shape] = self.profile.phase_peaks(*shape).bytes
         per_gpu = _distribute(self._peaks[shape], setup, n, self.profile.block_bytes, master=self.master_bytes,
-                              root=self.root_bytes)
+                              root=self.root_bytes, largest_root=self.largest_root_bytes)
         paged = 0
         if setup.optimizer in PAGED_OPTIMIZERS:  # its states live in unified memory (see MemoryBreakdown)
             paged = round(per_gpu[:, OPTIMIZER].max())
@@ -206,7 +207,7 @@ class Sizer:
 
 
 def _distribute(peaks: np.ndarray, setup: TrainingSetup, gpus: int, block: np.ndarray, *, master: int,
-                root: int) -> np.ndarray:
+                root: int, largest_root: int) -> np.ndarray:
     """Per-phase per-GPU bytes under the setup's data parallelism (see the module docstring)."""
     out = peaks.copy()
     mode = setup.sharding
@@ -226,16 +227,19 @@ def _distribute(peaks: np.ndarray, setup: TrainingSetup, gpus: int, block: np.nd
     # the fp32 master share of trained weights (the `master` bytes of the whole model) stays sharded.
     total = peaks[_CLIP, WEIGHTS]
     gathered = block[WEIGHTS] * (1 - master / total) if total else block[WEIGHTS]
+    # the gathered block and the prefetched next one; ZeRO-3 gathers every module on use, so the embedding (or an
+    # untied head) with its neighbouring block when that module outweighs a block
+    in_flight = 2 * gathered if mode == "fsdp" else max(2 * gathered, largest_root + gathered)
     if mode in ("zero3", "fsdp"):
         out[:, WEIGHTS] /= gpus
-        out[_COMPUTE, WEIGHTS] += 2 * gathered  # the gathered block and the prefetched next one
+        out[_COMPUTE, WEIGHTS] += in_flight
     if setup.offload in ("optimizer", "params"):
         out[:, OPTIMIZER] = 0
         out[_OPTIMIZER, TEMPORARIES] = 0
         out[:, WEIGHTS] = np.maximum(out[:, WEIGHTS] - master / (gpus if mode in ("zero3", "fsdp") else 1), 0)
     if setup.offload == "params":
         out[:, WEIGHTS] = 0
-        out[_COMPUTE, WEIGHTS] = 2 * gathered
+        out[_COMPUTE, WEIGHTS] = in_flight
     if mode == "fsdp":
         # FSDP (1 and 2) keeps its root unit (what no block holds: embeddings, final norm, head) unsharded from
         # the forward's start to the backward's end (reshard_after_forward is off for the root), beside its shard.
@@ -252,9 +256,9 @@ def sizer(key: SkeletonKey, choice: MethodChoice, count: ParameterCount, setup: 
     """The cached-work part of an estimate: the traced profile."""
     profile = _profile(key, choice, step_spec(setup, quantization))
     master = count.trainable_params * 2 if setup.mixed and not choice.spec.is_peft else 0
-    # FSDP's root unit gathered in the compute dtype (the trace's compute dtype: 2 bytes unless fp32)
-    root = model_shape(key).root_params * (4 if setup.precision == "fp32" else 2)
-    return Sizer(profile, master, setup, root)
+    # FSDP's root unit and ZeRO-3's largest gathered root module, in the trace's compute dtype (2 bytes unless fp32)
+    shape, element = model_shape(key), 4 if setup.precision == "fp32" else 2
+    return Sizer(profile, master, setup, shape.root_params * element, shape.largest_root_params * element)
 
 
 def _profile(key: SkeletonKey, choice: MethodChoice, spec: StepSpec) -> StepProfile:
