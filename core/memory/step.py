@@ -95,6 +95,8 @@ class TracedModel:
         with warnings.catch_warnings(), _kernels(self.spec), self.fake:
             warnings.simplefilter("ignore")
             inputs = _inputs(self.key, batch_size, seq_len, task_ids=self.task_ids)
+            if "task_ids" in inputs:
+                self.tracker.know(inputs["task_ids"], 0)  # one task: every example's id is 0
             self.tracker.adopt([*self.model.parameters(), *self.model.buffers()], WEIGHTS)
             self.tracker.adopt(_optimizer_tensors(self.optimizer), OPTIMIZER)
             with self.tracker:

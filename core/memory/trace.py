@@ -56,7 +56,8 @@ class AllocationTracker(TorchDispatchMode):
         self._rows: list[np.ndarray] = []
         self._phases: list[int] = []
         self.default_category = ACTIVATIONS
-        self._finite_checks: set[int] = set()  # storages holding an inf/nan check's answer (see _scalar_stand_in)
+        # storages whose every element is known (an inf/nan check's False, the zero task ids), read by `.item()`
+        self._known: dict[int, bool | int] = {}
 
     # -- bookkeeping ---------------------------------------------------------------------------------------------
     def adopt(self, tensors: Iterable[torch.Tensor], category: int) -> None:
@@ -86,7 +87,7 @@ class AllocationTracker(TorchDispatchMode):
             self._phases.append(self.phase)
 
     def _free(self, key: int) -> None:
-        self._finite_checks.discard(key)
+        self._known.pop(key, None)
         category = self._category.pop(key, None)
         if category is not None:
             self.totals[category] -= self._bytes.pop(key)
@@ -103,7 +104,7 @@ class AllocationTracker(TorchDispatchMode):
     # -- dispatch ------------------------------------------------------------------------------------------------
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         if func is torch.ops.aten._local_scalar_dense.default:
-            return _scalar_stand_in(args[0], finite_check=args[0].untyped_storage()._cdata in self._finite_checks)
+            return self._known.get(args[0].untyped_storage()._cdata, _scalar_stand_in(args[0]))
         if func is torch.ops.aten.nonzero.default:
             # data-dependent size (DeBERTa's relative positions, masks): the upper bound, every element selected
             source = args[0]
@@ -116,21 +117,31 @@ class AllocationTracker(TorchDispatchMode):
             out = _one_distinct_value(*args, **(kwargs or {}))
         else:
             out = func(*args, **(kwargs or {}))
-        if func in _FINITE_CHECKS or (func in _REDUCTIONS and self._reads_check(args[0])):
-            self._finite_checks.add(out.untyped_storage()._cdata)
+        if func in _FINITE_CHECKS:
+            self._known[out.untyped_storage()._cdata] = False  # fake weights hold no inf or nan
+        elif func in _KEEPS_VALUE and (value := self._value_of(args[0])) is not None:
+            self._known[out.untyped_storage()._cdata] = value
         for leaf in tree_leaves(out):
             if isinstance(leaf, torch.Tensor):
                 self._track(leaf.untyped_storage(), self.default_category, record=True)
         return out
 
-    def _reads_check(self, tensor: object) -> bool:
-        return isinstance(tensor, torch.Tensor) and tensor.untyped_storage()._cdata in self._finite_checks
+    def know(self, tensor: torch.Tensor, value: bool | int) -> None:
+        """Every element of `tensor` is `value` (the step's zero task ids), so a value check on it reads true."""
+        self._known[tensor.untyped_storage()._cdata] = value
+
+    def _value_of(self, tensor: object) -> bool | int | None:
+        return self._known.get(tensor.untyped_storage()._cdata) if isinstance(tensor, torch.Tensor) else None
 
 
 _MASKED = {torch.ops.aten.index.Tensor, torch.ops.aten.index_put.default, torch.ops.aten.index_put_.default}
 _FINITE_CHECKS = {torch.ops.aten.isinf.default, torch.ops.aten.isnan.default, torch.ops.aten.isposinf.default,
                   torch.ops.aten.isneginf.default}
-_REDUCTIONS = {torch.ops.aten.any.default, torch.ops.aten.any.dim, torch.ops.aten.any.dims}
+# Reductions whose result holds the value every element of their input holds (any of all-False is False, the max
+# of all zeros is 0).
+_KEEPS_VALUE = {torch.ops.aten.any.default, torch.ops.aten.any.dim, torch.ops.aten.any.dims,
+                torch.ops.aten.all.default, torch.ops.aten.all.dim, torch.ops.aten.max.default,
+                torch.ops.aten.min.default, torch.ops.aten.amax.default, torch.ops.aten.amin.default}
 
 
 def _is_mask(index: torch.Tensor | None) -> bool:
@@ -158,10 +169,11 @@ def _one_distinct_value(source: torch.Tensor, sorted: bool = True, return_invers
     return torch.empty(1, dtype=source.dtype, device=source.device), inverse, counts
 
 
-def _scalar_stand_in(tensor: torch.Tensor, *, finite_check: bool) -> bool | int | float:
-    """A fake tensor has no value: a Python read of one (peft's LoHa/LoKr draw `torch.rand(1) > p` to drop a
-    module) gets True / 1 / 0.5, i.e. the module runs, which is the larger of the two memory paths; a check for
-    inf or nan (VB-LoRA's guard against resumed top-k logits) reads False, as it does on healthy weights."""
+def _scalar_stand_in(tensor: torch.Tensor) -> bool | int | float:
+    """A fake tensor has no value: a Python read of one whose value the tracker does not know (peft's LoHa/LoKr
+    draw `torch.rand(1) > p` to drop a module) gets True / 1 / 0.5, i.e. the module runs, which is the larger of
+    the two memory paths. Known values (`AllocationTracker.know`, inf/nan checks: VB-LoRA's guard against resumed
+    top-k logits reads False, as on healthy weights) are read as they are."""
     if tensor.dtype == torch.bool:
-        return not finite_check
+        return True
     return 0.5 if tensor.dtype.is_floating_point else 1

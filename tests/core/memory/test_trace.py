@@ -175,12 +175,16 @@ def test_data_dependent_ops_get_stand_ins_of_their_upper_bound() -> None:
         assert not bool(torch.isinf(x).any()) and not bool(torch.isnan(x[0, 0]).any())
         assert bool(torch.rand(1) > 0.5)
         assert torch.unique(x[:, 0]).shape == (1,)
+        tasks = torch.zeros(4, dtype=torch.long)
+        tracker.know(tasks, 0)  # the step's task ids: Poly checks their largest against its task count
+        assert tasks.max().item() == 0 and torch.ones(4, dtype=torch.long).max().item() == 1
 
 
-@pytest.mark.parametrize("method", ["waveft", "vblora", "cpt"])
+@pytest.mark.parametrize("method", ["waveft", "vblora", "cpt", "poly"])
 def test_methods_with_data_dependent_steps_trace_at_real_size(method: str) -> None:
     """WaveFT filters its coefficients with a mask, VB-LoRA guards its logits against inf, CPT projects its
-    prompt by mask and loops over label types: each now traces on a 2-block copy of Llama-2-7B."""
+    prompt by mask and loops over label types, Poly checks its task ids: each traces on a 2-block copy of
+    Llama-2-7B."""
     model = resolve_model("llama-2-7b")
     key = SkeletonKey(model, default_task(model), 2)
     traced = TracedModel(key, MethodChoice(method), SPEC, {"model.layers": 2})
