@@ -63,7 +63,9 @@ class TracedModel:
             warnings.simplefilter("ignore")
             base = fresh_copy(skeleton(key), keep_blocks)
             load_dtype(base, spec.compute_dtype)
-            with torch.device("meta"):
+            # the base is on meta already; peft's own index or permutation tensors need real data where its init
+            # reads them (`Method.meta_init`), and are made fake with every other tensor below
+            with torch.device("meta") if choice.spec.meta_init else contextlib.nullcontext():
                 model = apply_method(base, key, choice)
             _set_attention(model, spec.attention)
             _train_dtype(model, choice, spec)

@@ -119,6 +119,8 @@ class AllocationTracker(TorchDispatchMode):
             out = func(*args, **(kwargs or {}))
         if func in _FINITE_CHECKS:
             self._known[out.untyped_storage()._cdata] = False  # fake weights hold no inf or nan
+        elif func in _RANDOM_INTEGERS:  # a random index reads its lowest value, always in range (BOFT's dropout)
+            self._known[out.untyped_storage()._cdata] = args[0] if func is torch.ops.aten.randint.low else 0
         elif func in _KEEPS_VALUE and (value := self._value_of(args[0])) is not None:
             self._known[out.untyped_storage()._cdata] = value
         for leaf in tree_leaves(out):
@@ -137,6 +139,7 @@ class AllocationTracker(TorchDispatchMode):
 _MASKED = {torch.ops.aten.index.Tensor, torch.ops.aten.index_put.default, torch.ops.aten.index_put_.default}
 _FINITE_CHECKS = {torch.ops.aten.isinf.default, torch.ops.aten.isnan.default, torch.ops.aten.isposinf.default,
                   torch.ops.aten.isneginf.default}
+_RANDOM_INTEGERS = {torch.ops.aten.randint.default, torch.ops.aten.randint.low}
 # Reductions whose result holds the value every element of their input holds (any of all-False is False, the max
 # of all zeros is 0).
 _KEEPS_VALUE = {torch.ops.aten.any.default, torch.ops.aten.any.dim, torch.ops.aten.any.dims,

@@ -178,13 +178,15 @@ def test_data_dependent_ops_get_stand_ins_of_their_upper_bound() -> None:
         tasks = torch.zeros(4, dtype=torch.long)
         tracker.know(tasks, 0)  # the step's task ids: Poly checks their largest against its task count
         assert tasks.max().item() == 0 and torch.ones(4, dtype=torch.long).max().item() == 1
+        assert torch.randint(3, 7, (1,)).item() == 3 and torch.randint(5, (2,))[0].item() == 0  # in range
 
 
-@pytest.mark.parametrize("method", ["waveft", "vblora", "cpt", "poly"])
+@pytest.mark.parametrize("method", ["waveft", "vblora", "cpt", "poly", "boft", "unilora"])
 def test_methods_with_data_dependent_steps_trace_at_real_size(method: str) -> None:
     """WaveFT filters its coefficients with a mask, VB-LoRA guards its logits against inf, CPT projects its
-    prompt by mask and loops over label types, Poly checks its task ids: each traces on a 2-block copy of
-    Llama-2-7B."""
+    prompt by mask and loops over label types, Poly checks its task ids, BOFT's init needs real permutations and
+    its dropout draws a random block, UniLoRA indexes a shared vector built from data: each traces on a 2-block
+    copy of Llama-2-7B."""
     model = resolve_model("llama-2-7b")
     key = SkeletonKey(model, default_task(model), 2)
     traced = TracedModel(key, MethodChoice(method), SPEC, {"model.layers": 2})
