@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from core.counting import ParameterCount, count_parameters
 from core.errors import InputError, NotApplicableError
-from core.memory.budget import TrainingEstimate, estimate_training
+from core.memory.ahead import trace_ahead
+from core.memory.budget import TrainingEstimate, estimate_training, step_spec
 from core.memory.quantization import check_quantization
+from core.memory.spec import StepSpec
 from core.registry import MethodChoice
 from core.scenario import Scenario
 
@@ -73,12 +76,22 @@ class EstimateReport:
 cached_count = lru_cache(maxsize=256)(count_parameters)
 
 
+def _steps(scenario: Scenario) -> Iterator[tuple[MethodChoice, StepSpec]]:
+    """The traced step each method of the scenario needs (methods whose base format is refused have none)."""
+    for choice in scenario.methods:
+        try:
+            yield choice, step_spec(scenario.training, check_quantization(choice, scenario.training))
+        except (NotApplicableError, InputError):
+            continue
+
+
 def estimate(scenario: Scenario, *, skip_inapplicable: bool = False) -> EstimateReport:
     """Count and size every method of the scenario. With `skip_inapplicable` (method 'all'), a method that cannot
     apply to this model (or to this training setup, e.g. a 4-bit base), or whose settings do not fit it (adaption
     prompt's 30 default layers on a 12-block model), is reported with its reason instead of failing the run."""
     results = []
     key, setup = scenario.skeleton_key, scenario.training
+    trace_ahead(key, list(_steps(scenario)))
     for choice in scenario.methods:
         try:
             quant = check_quantization(choice, setup)

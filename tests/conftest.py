@@ -23,6 +23,9 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TUNEWISE_WAREHOUSE", str(location))
     # traced memory profiles: one folder per test run, shared by the xdist workers, never the user's cache
     monkeypatch.setenv("TUNEWISE_CACHE_DIR", str(tmp_path.parent.parent / "trace-cache"))
+    # the suite already runs one test process per core: estimates trace in their own process (the parallel trace
+    # workers are tested on their own, tests/core/memory/test_ahead.py); the e2e servers inherit this
+    monkeypatch.setenv("TUNEWISE_TRACE_WORKERS", "1")
     return location
 
 

@@ -254,14 +254,14 @@ def _grad_elem(peaks: np.ndarray, block: np.ndarray) -> int:
 def sizer(key: SkeletonKey, choice: MethodChoice, count: ParameterCount, setup: TrainingSetup,
           quantization: str) -> Sizer:
     """The cached-work part of an estimate: the traced profile."""
-    profile = _profile(key, choice, step_spec(setup, quantization))
+    profile = remembered_profile(key, choice, step_spec(setup, quantization))
     master = count.trainable_params * 2 if setup.mixed and not choice.spec.is_peft else 0
     # FSDP's root unit and ZeRO-3's largest gathered root module, in the trace's compute dtype (2 bytes unless fp32)
     shape, element = model_shape(key), 4 if setup.precision == "fp32" else 2
     return Sizer(profile, master, setup, shape.root_params * element, shape.largest_root_params * element)
 
 
-def _profile(key: SkeletonKey, choice: MethodChoice, spec: StepSpec) -> StepProfile:
+def remembered_profile(key: SkeletonKey, choice: MethodChoice, spec: StepSpec) -> StepProfile:
     """`step_profile`, with a step that cannot be traced remembered as such in the disk cache (beside the profiles,
     keyed by the profile's key, the model's name its message holds and the trace code's source), so that a warm
     estimate says so again without importing torch to fail once more."""

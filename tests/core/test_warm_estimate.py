@@ -121,7 +121,7 @@ def test_an_untraceable_step_is_stored_and_raised_again(own_cache: Path, monkeyp
     monkeypatch.setattr(budget, "step_profile", untraceable)
     for _ in range(3):  # a missing package is not stored; the next refusal is, and read back
         with pytest.raises(NotApplicableError, match="memory cannot be traced: x"):
-            budget._profile(KEY, MethodChoice("lora"), spec)
+            budget.remembered_profile(KEY, MethodChoice("lora"), spec)
     assert len(calls) == 2
 
 

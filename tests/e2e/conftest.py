@@ -53,7 +53,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # the run's shared trace cache (as tests/conftest.py sets it per test; session fixtures run before that)
     traces = tmp_path_factory.getbasetemp().parent / "trace-cache"
     env = {**os.environ, "TUNEWISE_WAREHOUSE": str(data / "warehouse.duckdb"), "TUNEWISE_RUNS_DIR": str(data / "runs"),
-           "HF_HUB_OFFLINE": "1", "TUNEWISE_CACHE_DIR": str(traces)}
+           "HF_HUB_OFFLINE": "1", "TUNEWISE_CACHE_DIR": str(traces), "TUNEWISE_TRACE_WORKERS": "1"}
     log = (data / "streamlit.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.port", str(port),
