@@ -2,9 +2,10 @@
 
 A cold estimate of many methods (the recommender's 15 candidates, `--method all`) traces each method's step in
 turn, about 2 s each; the traces are independent, so worker processes run them side by side and store each in
-the disk cache (`core.memory.cache`), which the estimate then reads as if warm. Workers are spawned (a fresh
-interpreter: no fork of a process that holds threads, as a Streamlit server does), so each pays the engine's
-imports once; this only pays off for two or more missing profiles and a machine with cores to spare.
+the disk cache (`core.memory.cache`), which the estimate then reads as if warm. Each worker is a fresh
+`python -m core.memory.ahead JOBS INDEX COUNT` process (no fork of a process that holds threads, as a Streamlit
+server does, and no re-run of the caller's main script, which multiprocessing's spawn would do), so each pays the
+engine's imports once; this only pays off for two or more missing profiles and a machine with cores to spare.
 `TUNEWISE_TRACE_WORKERS` caps the workers (1 turns this off); without a disk cache there is nothing to share.
 """
 
@@ -12,9 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
+import subprocess
+import sys
+import tempfile
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from pathlib import Path
 
 from core.errors import InputError
 from core.memory import cache
@@ -23,6 +27,7 @@ from core.registry import MethodChoice
 from core.skeleton_key import SkeletonKey
 
 MAX_WORKERS = 8
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def trace_workers() -> int:
@@ -50,16 +55,29 @@ def trace_ahead(key: SkeletonKey, steps: Sequence[tuple[MethodChoice, StepSpec]]
                if cache.load(cache.entry_key(key, choice, spec)) is None]
     if len(missing) < 2:
         return 0
-    with ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=get_context("spawn")) as pool:
-        list(pool.map(_trace, [(key, choice, spec) for choice, spec in missing]))
+    count = min(workers, len(missing))
+    with tempfile.TemporaryDirectory(prefix="tunewise-trace-") as folder:
+        jobs = Path(folder) / "jobs.pickle"
+        jobs.write_bytes(pickle.dumps([(key, choice, spec) for choice, spec in missing]))
+        # run from the folder holding the `core` package, so `-m` finds it wherever the caller runs
+        processes = [subprocess.Popen([sys.executable, "-m", "core.memory.ahead", str(jobs), str(i), str(count)],
+                                      cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                     for i in range(count)]
+        for process in processes:
+            process.wait()
     return len(missing)
 
 
-def _trace(job: tuple[SkeletonKey, MethodChoice, StepSpec]) -> None:
-    """In a worker: trace one step and store its profile (or that it cannot be traced) in the disk cache."""
+def _trace_share(jobs: Path, index: int, count: int) -> None:
+    """In a worker: trace every `count`-th step from `index` and store each profile (or that it cannot be
+    traced) in the disk cache; a refusal is stored where that holds, and the caller raises it again."""
     from core.errors import NotApplicableError
     from core.memory.budget import remembered_profile
 
-    # a refusal is stored as untraceable where that holds; the caller raises it again with its message
-    with contextlib.suppress(NotApplicableError, InputError):
-        remembered_profile(*job)
+    for job in pickle.loads(jobs.read_bytes())[index::count]:  # the caller's own file
+        with contextlib.suppress(NotApplicableError, InputError):
+            remembered_profile(*job)
+
+
+if __name__ == "__main__":
+    _trace_share(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
