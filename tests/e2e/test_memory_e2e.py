@@ -70,4 +70,5 @@ def test_bad_link_value_is_named(page: Page, app_url: str) -> None:
     page.goto(f"{app_url}/memory?model={SMALL}&method=lora&batch=100000")
     wait_for_app(page)
     page.get_by_text("Link value batch=100000 is out of range (1-4096): using 4").wait_for(timeout=300_000)
-    assert page.get_by_label("Micro-batch per GPU", exact=True).input_value() == "4"
+    # the warning can arrive before the number box shows the value used: wait for it rather than read it once
+    expect(page.get_by_label("Micro-batch per GPU", exact=True)).to_have_value("4", timeout=60_000)
