@@ -49,7 +49,7 @@ def trace_ahead(key: SkeletonKey, steps: Sequence[tuple[MethodChoice, StepSpec]]
     to workers (0 when fewer than two are missing, one worker is allowed, or there is no disk cache). A step that
     fails in a worker is left to the caller, which traces it again and reports why."""
     workers = trace_workers()
-    if workers < 2 or cache.cache_dir() is None or key.model.trust_remote_code:
+    if workers < 2 or not _writable(cache.cache_dir()) or key.model.trust_remote_code:
         return 0
     missing = [(choice, spec) for choice, spec in dict.fromkeys(steps)
                if cache.load(cache.entry_key(key, choice, spec)) is None]
@@ -66,6 +66,18 @@ def trace_ahead(key: SkeletonKey, steps: Sequence[tuple[MethodChoice, StepSpec]]
         for process in processes:
             process.wait()
     return len(missing)
+
+
+def _writable(folder: Path | None) -> bool:
+    """Whether workers can hand profiles back through `folder` (a read-only deployment's cache may not take them:
+    their traces would be lost and done again here)."""
+    if folder is None:
+        return False
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
 
 
 def _trace_share(jobs: Path, index: int, count: int) -> None:

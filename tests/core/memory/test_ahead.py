@@ -44,6 +44,9 @@ def test_workers_are_used_only_where_they_can_help(tmp_path: Path, monkeypatch: 
     assert trace_ahead(KEY, steps[:1]) == 0  # a single missing step: no worker start-up to pay
     monkeypatch.setenv("TUNEWISE_CACHE_DIR", "off")
     assert trace_ahead(KEY, steps) == 0  # no disk cache to hand profiles back through
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("TUNEWISE_CACHE_DIR", str(tmp_path / "a-file" / "traces"))
+    assert trace_ahead(KEY, steps) == 0  # a cache folder that cannot be made: no worker's trace would come back
 
 
 @pytest.mark.parametrize(("value", "message"), [("abc", "whole number"), ("0", "at least 1")])
