@@ -77,9 +77,11 @@ cached_count = lru_cache(maxsize=256)(count_parameters)
 
 
 def _steps(scenario: Scenario) -> Iterator[tuple[MethodChoice, StepSpec]]:
-    """The traced step each method of the scenario needs (methods whose base format is refused have none)."""
+    """The traced step each method of the scenario needs: none for a method that cannot be counted on this model
+    or whose base format is refused (the estimate reports those; tracing them ahead would only fail again)."""
     for choice in scenario.methods:
         try:
+            cached_count(scenario.skeleton_key, choice)
             yield choice, step_spec(scenario.training, check_quantization(choice, scenario.training))
         except (NotApplicableError, InputError):
             continue

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from core.errors import InputError
 from core.memory import cache
+from core.memory.budget import profile_known, remembered_profile
 from core.memory.spec import StepSpec
 from core.registry import MethodChoice
 from core.skeleton_key import SkeletonKey
@@ -51,8 +52,9 @@ def trace_ahead(key: SkeletonKey, steps: Sequence[tuple[MethodChoice, StepSpec]]
     workers = trace_workers()
     if workers < 2 or not _writable(cache.cache_dir()) or key.model.trust_remote_code:
         return 0
-    missing = [(choice, spec) for choice, spec in dict.fromkeys(steps)
-               if cache.load(cache.entry_key(key, choice, spec)) is None]
+    # a step the cache answers either way (a profile, or a record that it cannot be traced) is not missing: else a
+    # warm estimate of SHiRA and AdaMSS would start workers every time
+    missing = [(choice, spec) for choice, spec in dict.fromkeys(steps) if not profile_known(key, choice, spec)]
     if len(missing) < 2:
         return 0
     count = min(workers, len(missing))
@@ -84,7 +86,6 @@ def _trace_share(jobs: Path, index: int, count: int) -> None:
     """In a worker: trace every `count`-th step from `index` and store each profile (or that it cannot be
     traced) in the disk cache; a refusal is stored where that holds, and the caller raises it again."""
     from core.errors import NotApplicableError
-    from core.memory.budget import remembered_profile
 
     for job in pickle.loads(jobs.read_bytes())[index::count]:  # the caller's own file
         with contextlib.suppress(NotApplicableError, InputError):

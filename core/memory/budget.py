@@ -265,8 +265,7 @@ def remembered_profile(key: SkeletonKey, choice: MethodChoice, spec: StepSpec) -
     """`step_profile`, with a step that cannot be traced remembered as such in the disk cache (beside the profiles,
     keyed by the profile's key, the model's name its message holds and the trace code's source), so that a warm
     estimate says so again without importing torch to fail once more."""
-    name = cache.content_key({"record": "untraceable", "profile": cache.entry_key(key, choice, spec),
-                              "model": key.model.name, "code": cache.source_version(*TRACE_SOURCES)})
+    name = _untraceable_name(key, choice, spec)
     record = cache.load_record(name)
     if record is not None and isinstance(record.get("message"), str):
         raise NotApplicableError(record["message"])
@@ -276,6 +275,17 @@ def remembered_profile(key: SkeletonKey, choice: MethodChoice, spec: StepSpec) -
         if type(exc) is NotApplicableError:  # not a MissingPackageError: installing the package lifts that
             cache.store_record(name, {"message": str(exc)})
         raise
+
+
+def profile_known(key: SkeletonKey, choice: MethodChoice, spec: StepSpec) -> bool:
+    """Whether the disk cache already answers this step: its profile, or that it cannot be traced."""
+    return (cache.has(cache.entry_key(key, choice, spec))
+            or cache.load_record(_untraceable_name(key, choice, spec)) is not None)
+
+
+def _untraceable_name(key: SkeletonKey, choice: MethodChoice, spec: StepSpec) -> str:
+    return cache.content_key({"record": "untraceable", "profile": cache.entry_key(key, choice, spec),
+                              "model": key.model.name, "code": cache.source_version(*TRACE_SOURCES)})
 
 
 def estimate_training(key: SkeletonKey, choice: MethodChoice, count: ParameterCount, setup: TrainingSetup,

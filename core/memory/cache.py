@@ -109,6 +109,12 @@ def load(name: str) -> Entry | None:
     return variants, fitted
 
 
+def has(name: str) -> bool:
+    """Whether an entry is stored (a look, not a read: for deciding what is missing)."""
+    folder = cache_dir()
+    return folder is not None and (folder / f"{name}.npz").is_file()
+
+
 @contextmanager
 def claim(name: str) -> Iterator[None]:
     """Hold the entry's lock while it is traced, so concurrent processes and threads trace it once (POSIX

@@ -11,6 +11,7 @@ import pytest
 from core.errors import InputError
 from core.memory import cache
 from core.memory.ahead import MAX_WORKERS, trace_ahead, trace_workers
+from core.memory.budget import _untraceable_name, profile_known
 from core.memory.profile import StepProfile
 from core.memory.spec import StepSpec
 from core.memory.tiny import tiny_model
@@ -42,6 +43,10 @@ def test_workers_are_used_only_where_they_can_help(tmp_path: Path, monkeypatch: 
     assert trace_ahead(KEY, steps) == 0  # one worker: this process traces
     monkeypatch.setenv("TUNEWISE_TRACE_WORKERS", "4")
     assert trace_ahead(KEY, steps[:1]) == 0  # a single missing step: no worker start-up to pay
+    # a step the cache knows cannot be traced is not missing (else every warm estimate would start workers)
+    cache.store_record(_untraceable_name(KEY, *steps[1]), {"message": "cannot be traced"})
+    assert profile_known(KEY, *steps[1]) and not profile_known(KEY, *steps[0])
+    assert trace_ahead(KEY, steps) == 0
     monkeypatch.setenv("TUNEWISE_CACHE_DIR", "off")
     assert trace_ahead(KEY, steps) == 0  # no disk cache to hand profiles back through
     (tmp_path / "a-file").write_text("")
