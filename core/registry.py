@@ -166,6 +166,8 @@ class Method:
     - `rank_label`: what --rank means in labels (OFT: the number of blocks).
     - `task_ids`: the forward routes each example by a task id (Poly, multitask prompt tuning): training steps
       pass one per example.
+    - `placeholders`: makes, on the traced model, the tensors peft's init derives from weight values (which the
+      skeleton lacks), at their real shape, and returns them (they stay on the GPU: counted as weights).
     - `aliases`: other exact names of the method (case, spaces and punctuation aside), read by `get_method` and
       the warehouse normaliser.
     - `name_patterns`: how a free-form published name reads as this method when it spells no id or alias
@@ -193,6 +195,7 @@ class Method:
     scaled_defaults: Mapping[str, tuple[str, float]] = field(default_factory=dict)
     rank_label: str = "r"
     task_ids: bool = False
+    placeholders: Callable[[Any], list[Any]] | None = None
     reference: str = ""
 
     def __post_init__(self) -> None:
@@ -319,6 +322,21 @@ def _shira_mask(base_layer: Any, r: int, **_: Any) -> Any:
     from peft.tuners.shira.mask_functions import random_mask
 
     return None if base_layer.weight.device.type == "meta" else random_mask(base_layer, r)
+
+
+def _shira_indices(model: Any) -> list[Any]:
+    """SHiRA's indices of the trained entries (2 x the trained vector's length, int32 as peft stores them, on the
+    GPU beside it): peft derives them from the mask, which needs weight values; which entries they name does not
+    change a byte (each forward's sparse update copies them to int64, which the trace sees)."""
+    import torch
+    from peft.tuners.shira.layer import ShiraLayer
+
+    made = []
+    for layer in (m for m in model.modules() if isinstance(m, ShiraLayer)):
+        for name, weight in layer.shira_weight.items():
+            layer.shira_indices[name] = torch.zeros(2, weight.numel(), dtype=torch.int32)
+            made.append(layer.shira_indices[name])
+    return made
 
 
 def _shira(knobs: Mapping[str, Any], task_type: str) -> PeftConfig:
@@ -505,7 +523,8 @@ _METHODS: tuple[Method, ...] = (
     Method(
         "adamss", "AdaMSS", "low-rank", "SVD of each weight clustered into trainable subspaces", _ranked(100),
         _config("AdamssConfig", {"r": "rank", **_TARGETS}),
-        reference="peft AdamssConfig (Adaptive Multi-Subspaces); needs scikit-learn",
+        estimable=False, unavailable="clusters the SVD of the pretrained weight values (KMeans), so even its adapter "
+        "shapes need weights a meta skeleton never holds", reference="peft AdamssConfig (Adaptive Multi-Subspaces)",
     ),
     Method(
         "frod", "FRoD", "low-rank", "hierarchical joint decomposition of the weights with sparse trained factors",
@@ -569,7 +588,7 @@ _METHODS: tuple[Method, ...] = (
     ),
     Method(
         "shira", "SHiRA", "selective", "a sparse random set of each weight's entries trains (high rank)", _ranked(32),
-        _shira, reference="Bhardwaj et al. 2024, arXiv 2406.13175",
+        _shira, placeholders=_shira_indices, reference="Bhardwaj et al. 2024, arXiv 2406.13175",
     ),
     Method(
         "supertuning", "Super-Tuning", "selective", "only a sparse support of entries, chosen by magnitude, trains",

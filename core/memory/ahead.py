@@ -53,7 +53,7 @@ def trace_ahead(key: SkeletonKey, steps: Sequence[tuple[MethodChoice, StepSpec]]
     if workers < 2 or not _writable(cache.cache_dir()) or key.model.trust_remote_code:
         return 0
     # a step the cache answers either way (a profile, or a record that it cannot be traced) is not missing: else a
-    # warm estimate of SHiRA and AdaMSS would start workers every time
+    # warm estimate of a method that cannot be traced would start workers every time
     missing = [(choice, spec) for choice, spec in dict.fromkeys(steps) if not profile_known(key, choice, spec)]
     if len(missing) < 2:
         return 0

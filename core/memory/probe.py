@@ -68,11 +68,15 @@ def probe_activations(
     torch.manual_seed(seed)
     model = build_trainable(key, choice, dtype=dtype, attention=attention)
     inputs = make_inputs(key, batch_size, seq_len, vocab=_vocab_size(key.model), task_ids=choice.spec.task_ids)
-    frozen = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
-    seen: list[tuple[weakref.ref[torch.Tensor], torch.UntypedStorage]] = []
+    frozen = _held_pointers(model)
+    seen: list[tuple[weakref.ref[torch.Tensor], torch.UntypedStorage, SavedTensor]] = []
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
-        seen.append((weakref.ref(tensor), tensor.untyped_storage()))
+        # a sparse tensor (SHiRA's update) has no storage of its own: its bytes are its indices and values
+        for part in (tensor._indices(), tensor._values()) if tensor.is_sparse else (tensor,):
+            storage = part.untyped_storage()
+            described = SavedTensor(storage.nbytes(), str(part.dtype).removeprefix("torch."), tuple(part.shape))
+            seen.append((weakref.ref(tensor), storage, described))
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, _unpack):
@@ -80,14 +84,24 @@ def probe_activations(
     if output.loss is None:
         raise InputError(f"{key.model.name}: the model returned no loss for task {key.task}")
     saved: dict[int, SavedTensor] = {}
-    for ref, storage in seen:
-        tensor = ref()
+    for ref, storage, described in seen:
         pointer = storage.data_ptr()
-        if tensor is None or pointer in frozen or pointer in saved or storage.nbytes() == 0:
+        if ref() is None or pointer in frozen or pointer in saved or storage.nbytes() == 0:
             continue
-        saved[pointer] = SavedTensor(storage.nbytes(), str(tensor.dtype).removeprefix("torch."), tuple(tensor.shape))
+        saved[pointer] = described
     del output
     return ProbeResult(sum(s.nbytes for s in saved.values()), tuple(saved.values()))
+
+
+def _held_pointers(model: nn.Module) -> set[int]:
+    """Storages the model holds before any forward: parameters, buffers, and tensors kept as plain attributes or
+    in dicts of them (SHiRA's indices of its trained entries): weights, not activations, when autograd saves them."""
+    held: list[torch.Tensor] = [*model.parameters(), *model.buffers()]
+    for module in model.modules():
+        for value in vars(module).values():
+            items = value.values() if isinstance(value, dict) else (value,)
+            held += [t for t in items if isinstance(t, torch.Tensor) and not t.is_sparse]
+    return {t.untyped_storage().data_ptr() for t in held}
 
 
 def _unpack(tensor: torch.Tensor) -> torch.Tensor:

@@ -73,6 +73,7 @@ class TracedModel:
             self.fake = FakeTensorMode(allow_non_fake_inputs=True)
             with self.fake:
                 _materialize(model)
+                self.placeholders = choice.spec.placeholders(model) if choice.spec.placeholders else []
                 self.sizes = {_storage_key(p): standins.quantized_bytes(p.numel(), p.shape[0], spec.quantization)
                               for p in quantized()}
                 model.train()
@@ -99,7 +100,7 @@ class TracedModel:
             inputs = _inputs(self.key, batch_size, seq_len, task_ids=self.task_ids)
             if "task_ids" in inputs:
                 self.tracker.know(inputs["task_ids"], 0)  # one task: every example's id is 0
-            self.tracker.adopt([*self.model.parameters(), *self.model.buffers()], WEIGHTS)
+            self.tracker.adopt([*self.model.parameters(), *self.model.buffers(), *self.placeholders], WEIGHTS)
             self.tracker.adopt(_optimizer_tensors(self.optimizer), OPTIMIZER)
             with self.tracker:
                 _run_step(self.model, self.optimizer, self.trained, inputs, spec=self.spec, tracker=self.tracker)

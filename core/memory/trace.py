@@ -115,6 +115,8 @@ class AllocationTracker(TorchDispatchMode):
             out = func(args[0], [j for i in args[1] for j in _all_selected(i)], *args[2:], **(kwargs or {}))
         elif func is torch.ops.aten._unique2.default:
             out = _one_distinct_value(*args, **(kwargs or {}))
+        elif func is torch.ops.aten.sparse_mask.default:
+            out = _sparse_mask(*args)
         else:
             out = func(*args, **(kwargs or {}))
         if func in _FINITE_CHECKS:
@@ -124,7 +126,8 @@ class AllocationTracker(TorchDispatchMode):
         elif func in _KEEPS_VALUE and (value := self._value_of(args[0])) is not None:
             self._known[out.untyped_storage()._cdata] = value
         for leaf in tree_leaves(out):
-            if isinstance(leaf, torch.Tensor):
+            # a sparse tensor has no storage of its own: its bytes are its indices and values, tracked when made
+            if isinstance(leaf, torch.Tensor) and not leaf.is_sparse:
                 self._track(leaf.untyped_storage(), self.default_category, record=True)
         return out
 
@@ -170,6 +173,13 @@ def _one_distinct_value(source: torch.Tensor, sorted: bool = True, return_invers
     inverse = torch.empty(source.shape if return_inverse else (0,), dtype=torch.long, device=source.device)
     counts = torch.empty(1 if return_counts else 0, dtype=torch.long, device=source.device)
     return torch.empty(1, dtype=source.dtype, device=source.device), inverse, counts
+
+
+def _sparse_mask(dense: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`dense.sparse_mask(mask)`: the dense values at the mask's entries, as a sparse tensor with the mask's indices
+    (the fake kernel leaves the values empty; SHiRA's backward reads them as its trained vector's gradient)."""
+    values = torch.empty((mask._nnz(), *dense.shape[mask.sparse_dim():]), dtype=dense.dtype, device=dense.device)
+    return torch.sparse_coo_tensor(mask._indices(), values, dense.shape, is_coalesced=mask.is_coalesced())
 
 
 def _scalar_stand_in(tensor: torch.Tensor) -> bool | int | float:

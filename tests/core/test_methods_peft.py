@@ -42,10 +42,13 @@ def test_every_peft_type_has_a_registry_entry() -> None:
     built_not_estimable = {_peft_type(m) for m in METHODS if METHODS[m].is_peft and not METHODS[m].estimable}
     listed_only = {PeftType.XLORA}  # X-LoRA mixes already trained adapters: listed, not estimable
     assert built | built_not_estimable | listed_only == set(PeftType)
-    assert built_not_estimable == {PeftType.FROD}  # it decomposes weight values: nothing to read on meta
+    # they decompose or cluster weight values (AdaMSS's adapter shapes come from KMeans): nothing to read on meta
+    assert built_not_estimable == {PeftType.FROD, PeftType.ADAMSS}
     assert not METHODS["xlora"].estimable
     with pytest.raises(InputError, match="decomposes the pretrained weight values"):
         MethodChoice("frod")
+    with pytest.raises(InputError, match="clusters the SVD of the pretrained weight values"):
+        MethodChoice("adamss")
 
 
 @pytest.mark.parametrize("tiny_family", sorted(TINY_CONFIGS))

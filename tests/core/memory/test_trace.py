@@ -181,12 +181,29 @@ def test_data_dependent_ops_get_stand_ins_of_their_upper_bound() -> None:
         assert torch.randint(3, 7, (1,)).item() == 3 and torch.randint(5, (2,))[0].item() == 0  # in range
 
 
-@pytest.mark.parametrize("method", ["waveft", "vblora", "cpt", "poly", "boft", "unilora"])
+def test_a_sparse_tensor_counts_through_its_indices_and_values_and_its_mask_gradient_has_the_masks_entries() -> None:
+    """SHiRA's update is a sparse COO tensor: it has no storage of its own, and the fake kernel of
+    `sparse_mask` (its backward) would leave the values empty: the stand-in gives the mask's entries."""
+    tracker = AllocationTracker()
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        weight, values = torch.empty(64, 32), torch.nn.Parameter(torch.empty(100))
+        indices = torch.zeros(2, 100, dtype=torch.long)
+        with tracker:
+            update = torch.sparse_coo_tensor(indices, values * 2.0, (64, 32))
+            dense = weight.clone()
+            dense += update
+            torch.nn.functional.linear(torch.empty(4, 32), dense).sum().backward()
+    assert values.grad is not None and values.grad.shape == (100,)
+    # the scaled values (400 B) were made and kept while the update lived; the clone (8 KiB) came after them
+    assert tracker.timeline().live[:, CATEGORIES.index("activations")].max() >= 400 + 64 * 32 * 4
+
+
+@pytest.mark.parametrize("method", ["waveft", "vblora", "cpt", "poly", "boft", "unilora", "shira"])
 def test_methods_with_data_dependent_steps_trace_at_real_size(method: str) -> None:
     """WaveFT filters its coefficients with a mask, VB-LoRA guards its logits against inf, CPT projects its
     prompt by mask and loops over label types, Poly checks its task ids, BOFT's init needs real permutations and
-    its dropout draws a random block, UniLoRA indexes a shared vector built from data: each traces on a 2-block
-    copy of Llama-2-7B."""
+    its dropout draws a random block, UniLoRA indexes a shared vector built from data, SHiRA's indices come from a
+    mask of the weight values (placeholders of their real shape): each traces on a 2-block copy of Llama-2-7B."""
     model = resolve_model("llama-2-7b")
     key = SkeletonKey(model, default_task(model), 2)
     traced = TracedModel(key, MethodChoice(method), SPEC, {"model.layers": 2})
