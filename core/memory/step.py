@@ -157,8 +157,9 @@ def _set_attention(model: nn.Module, attention: str) -> None:
 
     wanted = "eager" if attention == "eager" else "sdpa"
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    # every config the modules read: T5's and BART's stacks hold their own copies of the model's config
-    configs = {id(c): c for m in base.modules() if isinstance(c := getattr(m, "config", None), PretrainedConfig)}
+    # every config the modules read: T5's and BART's stacks hold their own copies of the model's config, and so
+    # does a network the method adds beside the base (SHADOW's backbone)
+    configs = {id(c): c for m in model.modules() if isinstance(c := getattr(m, "config", None), PretrainedConfig)}
     for config in configs.values():
         if wanted == "eager" or getattr(type(base), "_supports_sdpa", False):
             config._attn_implementation = wanted
