@@ -36,20 +36,26 @@ def _open_warehouse() -> None:
     data_version()
 
 
-def _default_estimates() -> None:
-    """The Memory page's opening estimate, under the page's own cache key."""
+def default_estimates() -> None:
+    """The Memory page's opening estimate and its advice for each method that does not fit (re-estimates of other
+    steps: checkpointing, 8-bit optimizers, QLoRA), under the page's own cache keys."""
     from app.estimates import estimate_for
     from app.memory_inputs import START, default_choices
+    from app.memory_rows import cached_advice
     from app.models import DEFAULT_MODEL, cached_model
 
-    estimate_for(cached_model(DEFAULT_MODEL), default_choices(), START)
+    model, choices = cached_model(DEFAULT_MODEL), default_choices()
+    report = estimate_for(model, choices, START)
+    for choice, method in zip(choices, report.methods, strict=True):
+        if method.training is not None and method.training.fit is not None and not method.training.fit.fits:
+            cached_advice(model, choice, START, model.config_json)
 
 
 # What a page needs before it can render (then the skeleton goes), and what only speeds the first estimate up.
 STEPS: tuple[tuple[str, Callable[[], None], bool], ...] = (
     ("loading PyTorch, transformers and peft", _import_engine, True),
     ("opening the results warehouse", _open_warehouse, True),
-    ("estimating the default model", _default_estimates, False),
+    ("estimating the default model", default_estimates, False),
 )
 
 
