@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from core.skeleton_key import SkeletonKey
 
 ENV_CACHE = "TUNEWISE_CACHE_DIR"
-TRACE_VERSION = "7"  # bump when the traced step or the fit changes what a profile holds
+TRACE_VERSION = "8"  # bump when the traced step or the fit changes what a profile holds
 ENGINE_PACKAGES = ("torch", "transformers", "peft")
 
 Entry = tuple[list[tuple[int, dict[str, int] | None]], list[tuple[np.ndarray, np.ndarray]] | None]

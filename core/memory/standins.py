@@ -5,7 +5,8 @@ A fake-tensor trace runs the real model code, but some kernels keep different te
 * attention: CUDA's flash and memory-efficient SDPA kernels keep q, k, v, the output and the fp32 log-sum-exp
   for backward (dropout keeps only its RNG state), never the s x s probabilities the CPU math path keeps.
   Grouped-query attention runs on the key/value heads without repeating them. Their backward allocates dq, dk,
-  dv, an fp32 dq accumulator and an fp32 row-sum (FlashAttention-2 `mha_bwd`, csrc/flash_attn/flash_api.cpp);
+  dv, an fp32 dq accumulator and an fp32 row-sum (FlashAttention-2 `mha_bwd`, csrc/flash_attn/flash_api.cpp),
+  and a trained attention bias's full-size gradient (memory-efficient attention's `grad_bias`);
 * bitsandbytes 4/8-bit linear layers (`MatMul4Bit`) save no activation for a frozen base weight; forward and
   backward each dequantise the weight into a temporary of the compute dtype;
 * bitsandbytes 8-bit AdamW keeps two uint8 states plus one fp32 absmax per 256 values, updated in place.
@@ -49,7 +50,12 @@ class _FlashAttention(torch.autograd.Function):
             del wide
         grads = (torch.empty_like(query), torch.empty_like(key), torch.empty_like(value))
         del dq_accum, row_sum
-        return (*grads, *(None for _ in kept))
+        # a trained bias (T5's relative position bias) runs the memory-efficient kernel, whose backward computes
+        # its gradient at the full (b, h, s, t) size; autograd then sums it down to the bias's own shape
+        full = (*query.shape[:3], key.shape[2])
+        bias_grads = (torch.empty(full, dtype=mask.dtype, device=mask.device) if needed else None
+                      for mask, needed in zip(kept, ctx.needs_input_grad[3:], strict=True))
+        return (*grads, *bias_grads)
 
 
 def _sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_mask: torch.Tensor | None = None,

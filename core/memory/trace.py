@@ -121,6 +121,8 @@ class AllocationTracker(TorchDispatchMode):
             out = _one_distinct_value(*args, **(kwargs or {}))
         elif func is torch.ops.aten.sparse_mask.default:
             out = _sparse_mask(*args)
+        elif func is torch.ops.aten._grouped_mm.default and torch.bfloat16 not in {args[0].dtype, args[1].dtype}:
+            out = _grouped_mm_fallback(*args, **(kwargs or {}))
         else:
             out = func(*args, **(kwargs or {}))
         if func in _FINITE_CHECKS:
@@ -185,6 +187,19 @@ def _sparse_mask(dense: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     (the fake kernel leaves the values empty; SHiRA's backward reads them as its trained vector's gradient)."""
     values = torch.empty((mask._nnz(), *dense.shape[mask.sparse_dim():]), dtype=dense.dtype, device=dense.device)
     return torch.sparse_coo_tensor(mask._indices(), values, dense.shape, is_coalesced=mask.is_coalesced())
+
+
+def _grouped_mm_fallback(mat_a: torch.Tensor, mat_b: torch.Tensor, offs: torch.Tensor | None = None,
+                         bias: torch.Tensor | None = None, out_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """CUDA's grouped GEMM outside bf16 (an MoE's fp32 experts trained under AMP: transformers casts the tokens to
+    the weights' dtype) takes `_grouped_mm_fallback`, a loop of `mm_out` into one output in the inputs' dtype
+    (aten/src/ATen/native/cuda/GroupedBlas.cpp); the fake kernel checks only the bf16 fast path, so the output's
+    shape is read from it on bf16 placeholders."""
+    del bias  # added into the output in place
+    placeholders = [torch.empty_strided(m.shape, m.stride(), dtype=torch.bfloat16, device=m.device)
+                    for m in (mat_a, mat_b)]
+    shape = torch.ops.aten._grouped_mm.default(*placeholders, offs).shape
+    return torch.empty(shape, dtype=out_dtype or mat_a.dtype, device=mat_a.device)
 
 
 def _scalar_stand_in(tensor: torch.Tensor) -> bool | int | float:

@@ -49,6 +49,14 @@ def test_profile_equals_a_direct_trace_of_the_whole_model_off_the_design_points(
     np.testing.assert_allclose(profile.phase_peaks(5, 40).bytes, _direct(key, choice, spec, 5, 40), atol=64)
 
 
+def test_a_trained_attention_bias_gets_its_gradient_under_cuda_attention() -> None:
+    """T5's relative position bias enters SDPA as its mask: CUDA's memory-efficient kernel returns the bias's
+    gradient (full size, summed down to the bias's shape), so full fine-tuning traces and every weight gets one."""
+    peaks = _direct(_tiny("t5"), MethodChoice("fft"), SPEC, 2, 16)
+    clip = peaks[PHASES.index("clip")]
+    assert clip[CATEGORIES.index("gradients")] == clip[CATEGORIES.index("weights")] > 0  # fp32 masters and grads
+
+
 def test_full_fine_tuning_peaks_at_the_optimizer_step_when_activations_are_small() -> None:
     key = _tiny()
     profile = StepProfile(key, MethodChoice("fft"), replace(SPEC, precision="bf16-true"))
@@ -96,7 +104,10 @@ def test_eight_bit_adam_keeps_a_quarter_of_adamw_states() -> None:
     assert eight[-1, optimizer] == pytest.approx(adamw[-1, optimizer] / 2, rel=0.05)
 
 
-def test_a_mixture_of_experts_model_traces() -> None:
+@pytest.mark.parametrize("method", ["lora", "fft"])
+def test_a_mixture_of_experts_model_traces(method: str) -> None:
+    """LoRA on attention, and full fine-tuning, whose fp32 experts (AMP's master weights) run CUDA's grouped GEMM
+    outside bf16: its fallback path, whose output the stand-in gives where the fake kernel refuses fp32."""
     import json
 
     import transformers
@@ -109,10 +120,15 @@ def test_a_mixture_of_experts_model_traces() -> None:
     config["architectures"] = ["MixtralForCausalLM"]
     model = ResolvedModel(name="tiny-mixtral", origin="path", config_json=json.dumps(config, sort_keys=True))
     key = SkeletonKey(model, "causal-lm", 2)
-    choice = MethodChoice("lora", targets="q_proj,v_proj")
+    choice = MethodChoice("lora", targets="q_proj,v_proj") if method == "lora" else MethodChoice("fft")
     profile = StepProfile(key, choice, SPEC)
     assert profile.fitted is not None  # grouped_mm experts: static shapes, whatever the routing
-    np.testing.assert_allclose(profile.phase_peaks(3, 24).bytes, _direct(key, choice, SPEC, 3, 24), atol=64)
+    peaks = profile.phase_peaks(3, 24).bytes
+    np.testing.assert_allclose(peaks, _direct(key, choice, SPEC, 3, 24), atol=64)
+    if method == "fft":  # every weight trains in fp32 under bf16-mixed: Adam's two fp32 states per weight (and a
+        clip = peaks[PHASES.index("clip")]  # 4-byte step count per tensor)
+        weights = clip[CATEGORIES.index("weights")]
+        assert weights > 0 and clip[CATEGORIES.index("optimizer")] == pytest.approx(2 * weights, rel=1e-4)
 
 
 def test_profiles_are_cached_on_disk_and_a_broken_entry_is_traced_again(
