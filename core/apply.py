@@ -45,6 +45,7 @@ def wrap_peft(
     A method peft refuses on this model (or whose config does not fit the task) is a NotApplicableError."""
     from peft import get_peft_model
 
+    linear_names = linear_module_names(model)  # before peft wraps (and, failing, half-wraps) the model
     try:
         config = choice.peft_config(PEFT_TASK_TYPES[key.task])
         with warnings.catch_warnings():
@@ -58,8 +59,13 @@ def wrap_peft(
         if choice.targets == PEFT_DEFAULT and "target_modules" in str(exc):
             why = (
                 f"has no default target modules in peft for {key.model.name} ({key.model.model_type}): pass "
-                f"--targets {ALL_LINEAR} or some of {','.join(linear_module_names(model))}"
+                f"--targets {ALL_LINEAR} or some of {','.join(linear_names)}"
             )
+        elif "ParamWrapper" in str(exc):  # peft adapts an MoE's fused expert weights through lora.ParamWrapper
+            fix = ("--dropout 0" if "lora_dropout" in str(exc) else
+                   f"--targets naming layers outside the experts, some of {','.join(linear_names)}")
+            why = (f"cannot adapt the experts of {key.model.name} ({_first_line(exc).rstrip('.')}, in peft's "
+                   f"adapter for fused expert weights): pass {fix}")
         raise NotApplicableError(f"{choice.spec.name} {why}") from None
     as_on_real_weights(wrapped, choice)
     frozen = choice.spec.frozen_adapter_params

@@ -148,6 +148,19 @@ def test_unknown_targets_list_the_real_names() -> None:
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(("method", "fix"), [
+    ("qlora", "pass --dropout 0"), ("dora", "pass --targets naming layers outside the experts, some of .*q_proj"),
+])
+def test_moe_experts_peft_cannot_adapt_say_which_flag_fixes_it(method: str, fix: str) -> None:
+    """peft adapts an MoE's fused expert weights through lora.ParamWrapper, which refuses dropout and DoRA: the
+    refusal names the flag that lifts it (and the names are read before peft half-wraps the model)."""
+    key = _key("qwen3-30b-a3b")
+    with pytest.raises(NotApplicableError, match=f"cannot adapt the experts of Qwen/Qwen3-30B-A3B .*{fix}") as info:
+        count_parameters(key, MethodChoice(method, targets="all-linear"))
+    assert "\n" not in str(info.value) and "base_layer" not in str(info.value)
+    assert count_parameters(key, MethodChoice("qlora", targets="all-linear", dropout=0.0)).trainable_params > 0
+
+
 def test_rank_larger_than_layer() -> None:
     model = tiny_model("llama")
     key = SkeletonKey(model, "causal-lm", 2)
