@@ -1,8 +1,11 @@
 """The memory, fit, time and cost engine: what training one method on one model costs per GPU.
 
-`budget.estimate_training` assembles the answer from small one-job modules: `setup` (the training setup),
-`states` (weights, gradients, optimizer bytes), `activations` (what autograd saves, replayed on the symbolic
-tape of `symbolic` over the module layout of `layout`), `overhead` (context, fragmentation, transients),
-`sharding` (ZeRO/FSDP), `gpus` (the catalogue), `throughput` (FLOPs, hours, dollars). `probe` measures the
-ground truth on CPU and `calibration` compares the two on the tiny configs of `tiny`.
+`budget.estimate_training` assembles the answer from small one-job modules: `setup` (the training setup) and
+`spec` (the step it implies), `step` (one real training step of the real model on fake tensors) recorded by
+`trace` (every allocation and free, by category and phase), with `standins` for what CUDA kernels keep and
+`quantization`; `profile` fits the traced timelines into exact polynomials in batch and length and extrapolates
+them in depth, `cache` keeps them on disk and `ahead` traces missing ones in worker processes; then `overhead`
+(allocator, CUDA context, NCCL: the device-level peak), `gpus` (the catalogue) and `throughput` (FLOPs, hours,
+dollars). `probe` measures what autograd really saves on CPU and `accuracy` compares the two on the tiny configs
+of `tiny`.
 """
