@@ -85,10 +85,8 @@ def _writable(folder: Path | None) -> bool:
 def _trace_share(jobs: Path, index: int, count: int) -> None:
     """In a worker: trace every `count`-th step from `index` and store each profile (or that it cannot be
     traced) in the disk cache; a refusal is stored where that holds, and the caller raises it again."""
-    from core.errors import NotApplicableError
-
     for job in pickle.loads(jobs.read_bytes())[index::count]:  # the caller's own file
-        with contextlib.suppress(NotApplicableError, InputError):
+        with contextlib.suppress(InputError):  # NotApplicableError included
             remembered_profile(*job)
 
 

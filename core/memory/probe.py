@@ -24,7 +24,7 @@ from torch import nn
 
 from core.apply import apply_method
 from core.errors import InputError
-from core.memory.step import load_dtype
+from core.memory.step import load_dtype, task_inputs
 from core.models import ResolvedModel
 from core.registry import MethodChoice
 from core.skeleton import SkeletonKey
@@ -149,7 +149,7 @@ def make_inputs(key: SkeletonKey, batch_size: int, seq_len: int, *, vocab: int,
     """Random token ids and labels for the task head (no padding, so no attention mask is needed), and a task id
     per example for the methods that route by task (`Method.task_ids`)."""
     ids = torch.randint(0, vocab, (batch_size, seq_len))
-    tasks = {"task_ids": torch.zeros(batch_size, dtype=torch.long)} if task_ids else {}
+    tasks = task_inputs(batch_size, task_ids)
     if key.task == "seq-cls":
         return {"input_ids": ids, "labels": torch.randint(0, key.num_labels, (batch_size,)), **tasks}
     return {"input_ids": ids, "labels": ids.clone(), **tasks}

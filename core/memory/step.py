@@ -276,8 +276,12 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
 def _inputs(key: SkeletonKey, batch_size: int, seq_len: int, *, task_ids: bool) -> dict[str, torch.Tensor]:
     """Token ids and labels of one micro-batch, no padding (so no attention mask), and a task id per example
     for the methods that route by task."""
-    ids = torch.zeros(batch_size, seq_len, dtype=torch.long)
-    tasks = {"task_ids": torch.zeros(batch_size, dtype=torch.long)} if task_ids else {}
+    ids, tasks = torch.zeros(batch_size, seq_len, dtype=torch.long), task_inputs(batch_size, task_ids)
     if key.task == "seq-cls":
         return {"input_ids": ids, "labels": torch.zeros(batch_size, dtype=torch.long), **tasks}
     return {"input_ids": ids, "labels": ids.clone(), **tasks}
+
+
+def task_inputs(batch_size: int, wanted: bool) -> dict[str, torch.Tensor]:
+    """`task_ids` for the methods that route each example by task (`Method.task_ids`): one task, id 0."""
+    return {"task_ids": torch.zeros(batch_size, dtype=torch.long)} if wanted else {}
