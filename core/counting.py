@@ -86,16 +86,17 @@ def _measured_count(key: SkeletonKey, choice: MethodChoice) -> dict[str, Any]:
 
 
 def _measured_shape(key: SkeletonKey) -> dict[str, int]:
-    from core.skeleton import skeleton, skeleton_stacks
+    from core.skeleton import ENGINE_LOCK, skeleton, skeleton_stacks
 
-    model = skeleton(key)
-    config = model.config
-    seen = {id(p) for stack in skeleton_stacks(key) for p in model.get_submodule(stack.name).parameters()}
-    per_module = []  # each module's own parameters outside the blocks, a tied weight with its first module
-    for module in model.modules():
-        own = [p for p in module.parameters(recurse=False) if id(p) not in seen]
-        seen |= {id(p) for p in own}
-        per_module.append(sum(p.numel() for p in own))
+    with ENGINE_LOCK:  # no copy may cut the skeleton's blocks while they are read
+        model = skeleton(key)
+        config = model.config
+        seen = {id(p) for stack in skeleton_stacks(key) for p in model.get_submodule(stack.name).parameters()}
+        per_module = []  # each module's own parameters outside the blocks, a tied weight with its first module
+        for module in model.modules():
+            own = [p for p in module.parameters(recurse=False) if id(p) not in seen]
+            seen |= {id(p) for p in own}
+            per_module.append(sum(p.numel() for p in own))
     return {"layers": int(getattr(config, "num_hidden_layers", 0) or 0),
             "width": int(getattr(config, "hidden_size", 0) or 0),
             "root_params": sum(per_module), "largest_root_params": max(per_module, default=0)}

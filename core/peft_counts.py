@@ -35,6 +35,7 @@ from core.skeleton import (
     extrapolate,
     fresh_copy,
     linear_module_names,
+    one_at_a_time,
     skeleton,
     skeleton_stacks,
     top_blocks,
@@ -48,6 +49,7 @@ def unique_parameters(model: nn.Module) -> Iterable[tuple[str, nn.Parameter]]:
     return model.named_parameters(remove_duplicate=True)
 
 
+@one_at_a_time
 def measure_count(key: SkeletonKey, choice: MethodChoice) -> ParameterCount:
     """Total, trainable, share and saved bytes for `choice` on the model of `key`, counted on the built model."""
     base = skeleton(key)

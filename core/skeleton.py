@@ -8,13 +8,14 @@ mutate one (peft does) take `fresh_copy`.
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal, TypeVar, cast
 
 import torch
 from torch import nn
@@ -31,10 +32,29 @@ PEFT_TASK_TYPES: dict[str, str] = {"causal-lm": "CAUSAL_LM", "seq-cls": "SEQ_CLS
 # peft's PeftModelForSequenceClassification trains (modules_to_save) the heads named like this.
 CLASSIFIER_HEAD_NAMES: tuple[str, ...] = ("classifier", "score")
 
-_copy_lock = threading.Lock()
+# One model build, copy, count, trace or probe at a time per process. They touch process-wide state: transformers'
+# init functions while a model is built, a cached skeleton's block list while it is copied, torch's SDPA while a
+# step is traced (`core.memory.standins.cuda_attention`). A Streamlit server runs its sessions and its warm-up in
+# threads: interleaved, one thread's trace ran the other's patched (or unpatched) attention and both were wrong.
+# They hold the GIL throughout, so taking turns costs no throughput. Re-entrant: a trace builds and copies too.
+ENGINE_LOCK = threading.RLock()
+
+_Call = TypeVar("_Call", bound=Callable[..., Any])
+
+
+def one_at_a_time(function: _Call) -> _Call:
+    """`function` run under `ENGINE_LOCK`."""
+
+    @functools.wraps(function)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with ENGINE_LOCK:
+            return function(*args, **kwargs)
+
+    return cast(_Call, locked)
 
 
 @lru_cache(maxsize=16)
+@one_at_a_time
 def skeleton(key: SkeletonKey) -> nn.Module:
     """The cached meta-device model for `key`. Do not mutate it: use `fresh_copy`."""
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
@@ -83,7 +103,7 @@ def _untie_output_head(model: nn.Module) -> None:
 
 def fresh_copy(model: nn.Module, keep_blocks: dict[str, int] | None = None) -> nn.Module:
     """A deep copy of a meta skeleton, optionally keeping only the first N blocks of some block stacks."""
-    with _copy_lock:
+    with ENGINE_LOCK:
         saved: dict[str, OrderedDict[str, nn.Module]] = {}
         try:
             for name, keep in (keep_blocks or {}).items():
@@ -184,6 +204,7 @@ Measure = Callable[[dict[str, int] | None], Sequence[int]]
 
 
 @lru_cache(maxsize=16)
+@one_at_a_time
 def skeleton_stacks(key: SkeletonKey) -> tuple[BlockStack, ...]:
     """`stack_plans` of the cached skeleton of `key` (computed once: it reads every block's parameters)."""
     return stack_plans(skeleton(key))

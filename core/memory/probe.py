@@ -27,7 +27,7 @@ from core.errors import InputError
 from core.memory.step import load_dtype, task_inputs
 from core.models import ResolvedModel
 from core.registry import MethodChoice
-from core.skeleton import SkeletonKey
+from core.skeleton import SkeletonKey, one_at_a_time
 
 PROBE_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 PROBE_ATTENTION: tuple[str, ...] = ("sdpa", "eager")
@@ -50,6 +50,7 @@ class ProbeResult:
     saved: tuple[SavedTensor, ...] = field(default=(), repr=False)
 
 
+@one_at_a_time
 def probe_activations(
     key: SkeletonKey,
     choice: MethodChoice,

@@ -67,7 +67,8 @@ def _sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_mask
 
 @contextlib.contextmanager
 def cuda_attention() -> Iterator[None]:
-    """Within the block, every SDPA call keeps what the CUDA kernels keep (see the module docstring)."""
+    """Within the block, every SDPA call keeps what the CUDA kernels keep (see the module docstring). The patch is
+    process-wide: its callers hold `core.skeleton.ENGINE_LOCK`, as a trace does."""
     original = torch.nn.functional.scaled_dot_product_attention
     torch.nn.functional.scaled_dot_product_attention = _sdpa
     try:

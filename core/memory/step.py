@@ -35,7 +35,7 @@ from core.memory.trace import (
     Timeline,
 )
 from core.registry import MethodChoice
-from core.skeleton import CLASSIFIER_HEAD_NAMES, SkeletonKey, fresh_copy, skeleton
+from core.skeleton import CLASSIFIER_HEAD_NAMES, SkeletonKey, fresh_copy, one_at_a_time, skeleton
 
 # What the real model code raises on fake tensors when it needs data (sparse storage, extra inputs such as
 # multitask prompt tuning's task ids, an op without a fake kernel): the method is then counted, not sized.
@@ -46,6 +46,7 @@ class TracedModel:
     """The fake model of `key` (the first N blocks of each stack) trained as `choice`, with a warmed optimizer,
     built once and stepped at any batch shape."""
 
+    @one_at_a_time
     def __init__(self, key: SkeletonKey, choice: MethodChoice, spec: StepSpec,
                  keep_blocks: dict[str, int] | None) -> None:
         self.key, self.spec, self.task_ids = key, spec, choice.spec.task_ids
@@ -86,6 +87,7 @@ class TracedModel:
                     p.register_post_accumulate_grad_hook(lambda p: self.tracker.adopt([p.grad], GRADIENTS))
         self.model = model
 
+    @one_at_a_time
     def trace(self, batch_size: int, seq_len: int) -> Timeline:
         """The allocation timeline of one steady-state step on a micro-batch of this shape."""
         try:

@@ -227,3 +227,28 @@ def test_methods_with_data_dependent_steps_trace_at_real_size(method: str) -> No
     clip = PHASES.index("clip")
     assert 0 < peaks[clip, CATEGORIES.index("gradients")] < peaks[clip, CATEGORIES.index("weights")] / 100
     assert peaks[PHASES.index("forward"), CATEGORIES.index("activations")] > 0
+
+
+def test_traces_in_several_threads_equal_the_same_traces_one_after_another() -> None:
+    """A Streamlit server estimates in threads (sessions, its warm-up). Interleaved, one thread's trace ran with
+    the other's SDPA patched in or restored, and its peaks were wrong; the engine now takes turns."""
+    jobs = [(_tiny("llama"), MethodChoice("lora"), SPEC), (_tiny("gpt2"), MethodChoice("fft"), SPEC),
+            (_tiny("llama"), MethodChoice("fft"), replace(SPEC, attention="eager"))]
+    alone = [_direct(*job, 3, 24) for job in jobs]
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    together: dict[int, list[np.ndarray]] = {}
+    start = threading.Barrier(len(jobs))
+
+    def run(i: int) -> None:
+        start.wait()
+        together[i] = [_direct(*jobs[i], 3, 24) for _ in range(3)]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i, peaks in enumerate(alone):
+        for repeat in together[i]:
+            np.testing.assert_array_equal(repeat, peaks)
+    assert torch.nn.functional.scaled_dot_product_attention is sdpa  # nothing left patched
