@@ -18,7 +18,12 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
-from torch._subclasses.fake_tensor import FakeTensorMode
+from torch._subclasses.fake_tensor import (
+    DataDependentOutputException,
+    DynamicOutputShapeException,
+    FakeTensorMode,
+    UnsupportedOperatorException,
+)
 
 from core.apply import apply_method
 from core.errors import NotApplicableError
@@ -37,9 +42,12 @@ from core.memory.trace import (
 from core.registry import MethodChoice
 from core.skeleton import CLASSIFIER_HEAD_NAMES, SkeletonKey, fresh_copy, one_at_a_time, skeleton
 
-# What the real model code raises on fake tensors when it needs data (sparse storage, extra inputs such as
-# multitask prompt tuning's task ids, an op without a fake kernel): the method is then counted, not sized.
+# What a step can raise on fake tensors: the model's or peft's own refusals (shapes, unsupported arguments), and
+# fake tensors' limits (below). The method is then counted, not sized, and the note says which it was.
 TRACE_FAILURES = (RuntimeError, ValueError, TypeError, NotImplementedError, IndexError, KeyError, AttributeError)
+# What only fake tensors raise: the step reads data values, or an op has no fake kernel.
+FAKE_TENSOR_LIMITS = (DataDependentOutputException, DynamicOutputShapeException, UnsupportedOperatorException,
+                      NotImplementedError)
 
 
 class TracedModel:
@@ -56,7 +64,7 @@ class TracedModel:
         except NotApplicableError:
             raise
         except TRACE_FAILURES as exc:
-            raise NotApplicableError(f"memory cannot be traced for this model and method: {_first_line(exc)}") from None
+            raise _refusal(exc) from None
 
     def _build(self, choice: MethodChoice, keep_blocks: dict[str, int] | None) -> None:
         spec, key = self.spec, self.key
@@ -93,7 +101,7 @@ class TracedModel:
         try:
             return self._trace(batch_size, seq_len)
         except TRACE_FAILURES as exc:
-            raise NotApplicableError(f"memory cannot be traced for this model and method: {_first_line(exc)}") from None
+            raise _refusal(exc) from None
 
     def _trace(self, batch_size: int, seq_len: int) -> Timeline:
         self.tracker = AllocationTracker(lambda s: self.sizes.get(s._cdata, s.nbytes()))
@@ -113,6 +121,17 @@ def trace_step(key: SkeletonKey, choice: MethodChoice, spec: StepSpec, *, batch_
                keep_blocks: dict[str, int] | None) -> Timeline:
     """The allocation timeline of one steady-state step of `choice` on `key` (the first N blocks of each stack)."""
     return TracedModel(key, choice, spec, keep_blocks).trace(batch_size, seq_len)
+
+
+def _refusal(exc: BaseException) -> NotApplicableError:
+    """Why a step has no memory figure. Fake tensors check shapes and arguments as real ones do, so a failure that
+    is not one of fake tensors' own (an op that needs data values, or has no fake kernel) is the real code's: peft
+    or the model refuses this combination on real weights too (the CPU probe's real forwards fail the same way)."""
+    if isinstance(exc, FAKE_TENSOR_LIMITS):
+        return NotApplicableError(f"memory cannot be traced on fake tensors for this model and method (the step "
+                                  f"needs data values): {_first_line(exc)}")
+    return NotApplicableError(f"this method's training step fails on this model, on real weights too (peft or the "
+                              f"model code raises it): {_first_line(exc)}")
 
 
 def _first_line(exc: BaseException) -> str:

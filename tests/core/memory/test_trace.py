@@ -252,3 +252,35 @@ def test_traces_in_several_threads_equal_the_same_traces_one_after_another() -> 
         for repeat in together[i]:
             np.testing.assert_array_equal(repeat, peaks)
     assert torch.nn.functional.scaled_dot_product_attention is sdpa  # nothing left patched
+
+
+@pytest.mark.parametrize(("family", "method"),
+                         [("gpt2", "olora"), ("deberta-v2", "poly"), ("deberta-v2", "prefix_tuning")])
+def test_a_step_the_real_code_refuses_says_so_and_a_real_forward_fails_too(family: str, method: str) -> None:
+    """OLoRA's init on GPT-2's Conv1D, Poly's task routing on DeBERTa and prefix tuning on a model without past key
+    values fail in peft's or the model's own code: the note says the method fails there, not that TuneWise could
+    not trace it, and the CPU probe's real forward raises the same."""
+    from core.errors import NotApplicableError
+    from core.memory.probe import probe_activations
+
+    key = _tiny(family)
+    with pytest.raises(NotApplicableError, match="fails on this model, on real weights too") as refused:
+        _direct(key, MethodChoice(method), SPEC, 2, 16)
+    with pytest.raises((RuntimeError, ValueError)) as real:
+        probe_activations(key, MethodChoice(method), batch_size=2, seq_len=16)
+    assert "fake tensors" not in str(refused.value) and str(real.value)
+
+
+def test_an_op_fake_tensors_cannot_run_is_named_a_tracing_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where only fake tensors fail (the step reads data values), the note says tracing is the limit."""
+    from torch._subclasses.fake_tensor import DataDependentOutputException
+
+    from core.errors import NotApplicableError
+    from core.memory import step
+
+    def needs_values(*_: object, **__: object) -> None:
+        raise DataDependentOutputException(torch.ops.aten.nonzero.default)
+
+    monkeypatch.setattr(step, "_run_step", needs_values)
+    with pytest.raises(NotApplicableError, match="cannot be traced on fake tensors"):
+        _direct(_tiny(), MethodChoice("lora"), SPEC, 2, 16)
