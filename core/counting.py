@@ -26,6 +26,8 @@ from core.skeleton_key import SkeletonKey
 
 _CORE = Path(__file__).resolve().parent
 # The code a stored count depends on: editing any of it counts again.
+# What transformers names a learned absolute position table (GPT-2 / GPT-Neo, BERT-likes, OPT and BART).
+POSITION_TABLES = frozenset({"wpe", "position_embeddings", "embed_positions"})
 COUNTING_SOURCES: tuple[Path, ...] = tuple(
     _CORE / name
     for name in ("counting.py", "peft_counts.py", "apply.py", "skeleton.py", "skeleton_key.py", "registry.py",
@@ -64,6 +66,7 @@ class ModelShape:
     width: int
     root_params: int
     largest_root_params: int
+    learned_positions: int = 0  # tokens a learned absolute position table can index (0: RoPE, ALiBi, relative)
 
 
 @lru_cache(maxsize=1024)
@@ -97,9 +100,25 @@ def _measured_shape(key: SkeletonKey) -> dict[str, int]:
             own = [p for p in module.parameters(recurse=False) if id(p) not in seen]
             seen |= {id(p) for p in own}
             per_module.append(sum(p.numel() for p in own))
+        positions = _learned_positions(model)
     return {"layers": int(getattr(config, "num_hidden_layers", 0) or 0),
             "width": int(getattr(config, "hidden_size", 0) or 0),
-            "root_params": sum(per_module), "largest_root_params": max(per_module, default=0)}
+            "root_params": sum(per_module), "largest_root_params": max(per_module, default=0),
+            "learned_positions": positions}
+
+
+def _learned_positions(model: Any) -> int:
+    """The fewest token positions any learned absolute position table of `model` can index: its rows less the
+    ones before the first position (OPT's and BART's `offset` of 2; RoBERTa's padding index and the row before
+    it). GPT-2's `wpe`, BERT's `position_embeddings`, OPT's and BART's `embed_positions`; a vision tower's
+    patch table (`position_embedding`) is not one."""
+    from torch import nn
+
+    rows = [module.num_embeddings - getattr(module, "offset", 0)
+            - (module.padding_idx + 1 if module.padding_idx is not None else 0)
+            for name, module in model.named_modules()
+            if isinstance(module, nn.Embedding) and name.rsplit(".", 1)[-1] in POSITION_TABLES]
+    return min(rows, default=0)
 
 
 def _remembered(key: SkeletonKey, what: dict[str, str], derive: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from core.counting import ParameterCount, model_shape
-from core.errors import NotApplicableError
+from core.errors import InputError, NotApplicableError
 from core.memory import cache
 from core.memory.gpus import Gpu, find_gpu
 from core.memory.overhead import OVERHEAD
@@ -258,6 +258,10 @@ def sizer(key: SkeletonKey, choice: MethodChoice, count: ParameterCount, setup: 
     master = count.trainable_params * 2 if setup.mixed and not choice.spec.is_peft else 0
     # FSDP's root unit and ZeRO-3's largest gathered root module, in the trace's compute dtype (2 bytes unless fp32)
     shape, element = model_shape(key), 4 if setup.precision == "fp32" else 2
+    if 0 < shape.learned_positions < setup.seq_len:
+        raise InputError(f"--seq-len {setup.seq_len} exceeds the {shape.learned_positions} positions of "
+                         f"{key.model.name}'s learned position table: a longer sequence indexes past it and the run "
+                         f"fails; use --seq-len {shape.learned_positions} or less")
     return Sizer(profile, master, setup, shape.root_params * element, shape.largest_root_params * element)
 
 

@@ -61,6 +61,8 @@ def test_unknown_flag_is_one_line_exit_2(capsys: pytest.CaptureFixture[str], com
           "--priority", "speed=2"], "--priority 'speed=2'"),
         (["warehouse", "import", "no-such-file.csv"], "no-such-file.csv"),
         (["calibrate", "--probe"], "--model is missing"),
+        (["estimate", "--model", "gpt2", "--method", "lora", "--seq-len", "4096"],
+         "exceeds the 1024 positions of openai-community/gpt2's learned position table"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:

@@ -201,3 +201,18 @@ def test_top_blocks_on_a_truncated_copy() -> None:
     assert [name for name, _ in top_blocks(copy, 1)] == ["model.layers.1"]
     with pytest.raises(InputError, match="exceeds the model's 2 blocks"):
         top_blocks(copy, 3)
+
+
+@pytest.mark.parametrize(("repo_id", "positions"), [
+    ("openai-community/gpt2", 1024), ("google-bert/bert-base-uncased", 512), ("FacebookAI/roberta-base", 512),
+    ("facebook/opt-1.3b", 2048), ("facebook/bart-large", 1024), ("meta-llama/Llama-2-7b-hf", 0),
+    ("google-t5/t5-base", 0), ("google/gemma-3-12b-pt", 0),
+])
+def test_learned_position_tables_give_the_tokens_they_can_index(repo_id: str, positions: int) -> None:
+    """Rows less OPT's and BART's offset and RoBERTa's padding rows; RoPE and T5's relative buckets have no table,
+    and Gemma 3's vision tower's patch table is not one."""
+    from core.counting import model_shape
+    from core.skeleton import SkeletonKey, default_task
+
+    model = resolve_model(repo_id)
+    assert model_shape(SkeletonKey(model, default_task(model), 2)).learned_positions == positions
