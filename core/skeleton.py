@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 import threading
 import warnings
 from collections import OrderedDict
@@ -43,12 +44,20 @@ _Call = TypeVar("_Call", bound=Callable[..., Any])
 
 
 def one_at_a_time(function: _Call) -> _Call:
-    """`function` run under `ENGINE_LOCK`."""
+    """`function` run under `ENGINE_LOCK`, with transformers' notices below errors kept quiet: they speak of the
+    engine's fake model ("`use_cache=True` is incompatible with gradient checkpointing", GPT-2's "`loss_type=None`
+    ... unrecognized"), not of the user's run, and the CLI's stderr holds one line for bad input."""
 
     @functools.wraps(function)
     def locked(*args: Any, **kwargs: Any) -> Any:
+        library = logging.getLogger("transformers")
         with ENGINE_LOCK:
-            return function(*args, **kwargs)
+            level = library.level
+            library.setLevel(max(logging.ERROR, library.getEffectiveLevel()))
+            try:
+                return function(*args, **kwargs)
+            finally:
+                library.setLevel(level)
 
     return cast(_Call, locked)
 

@@ -50,8 +50,19 @@ def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], ar
     assert len(err.strip().splitlines()) == 1
 
 
-def test_sequence_beyond_positions_warns_but_estimates(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(capsys, "--method", "lora", "--seq-len", "4096", "--json")
+def test_sequence_beyond_rope_positions_warns_but_estimates(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["estimate", "--model", "HuggingFaceTB/SmolLM2-135M", "--method", "lora", "--seq-len", "9000",
+                 "--json"])
+    out, err = capsys.readouterr()
     assert code == 0
-    assert err.startswith("warning: --seq-len 4096 exceeds")
+    assert err.startswith("warning: --seq-len 9000 exceeds") and "rope_scaling" in err
     assert json.loads(out)["memory"]["activations"] > 0
+
+
+def test_sequence_beyond_a_learned_position_table_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """GPT-2's 1024 learned positions: a longer run indexes past the table, so there is nothing to estimate."""
+    code, out, err = _run(capsys, "--method", "lora", "--seq-len", "1025", "--json")
+    assert code == 2 and out == ""
+    assert err.strip() == ("error: --seq-len 1025 exceeds the 1024 positions of openai-community/gpt2's learned "
+                           "position table: a longer sequence indexes past it and the run fails; use --seq-len 1024 "
+                           "or less")

@@ -284,3 +284,21 @@ def test_an_op_fake_tensors_cannot_run_is_named_a_tracing_limit(monkeypatch: pyt
     monkeypatch.setattr(step, "_run_step", needs_values)
     with pytest.raises(NotApplicableError, match="cannot be traced on fake tensors"):
         _direct(_tiny(), MethodChoice("lora"), SPEC, 2, 16)
+
+
+def test_transformers_notices_about_the_fake_model_stay_quiet_only_while_the_engine_works() -> None:
+    """"`use_cache=True` is incompatible with gradient checkpointing" and the like speak of the engine's fake
+    model: they stay off the CLI's stderr (one line for bad input), and the caller's logging is left as it was."""
+    import logging
+
+    from core.skeleton import one_at_a_time
+
+    notices = logging.getLogger("transformers.modeling_utils")
+    before = notices.isEnabledFor(logging.WARNING)
+
+    @one_at_a_time
+    def engine_work() -> tuple[bool, bool]:
+        return notices.isEnabledFor(logging.WARNING), notices.isEnabledFor(logging.ERROR)
+
+    assert engine_work() == (False, True)
+    assert notices.isEnabledFor(logging.WARNING) == before
