@@ -82,13 +82,19 @@ def skeleton(key: SkeletonKey) -> nn.Module:
         with warnings.catch_warnings(), torch.device("meta"):
             warnings.simplefilter("ignore")
             model = auto.from_config(config, trust_remote_code=key.model.trust_remote_code)
-    except ValueError as exc:
+    except Exception as exc:  # only transformers' code runs in the try: whatever it raises, this config fails it
         if "Unrecognized configuration class" in str(exc):
             raise InputError(
                 f"{key.model.name} ({key.model.model_type}) has no {key.task} head in transformers: "
                 f"choose another --task ({', '.join(TASKS)})"
             ) from None
-        raise InputError(f"cannot build {key.model.name}: {str(exc).splitlines()[0]}") from None
+        import transformers
+
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no message"
+        raise InputError(
+            f"transformers {transformers.__version__} cannot build {key.model.name} ({key.model.model_type}) from "
+            f"this config ({type(exc).__name__}: {reason[:200]}): compare it with the model's published config.json"
+        ) from None
     if key.model.config_dict.get("tie_word_embeddings") is False and config.tie_word_embeddings:
         _untie_output_head(model)
     model.train()

@@ -64,7 +64,7 @@ class TracedModel:
         except NotApplicableError:
             raise
         except TRACE_FAILURES as exc:
-            raise _refusal(exc) from None
+            raise _refusal(exc, guessed=False) from None
 
     def _build(self, choice: MethodChoice, keep_blocks: dict[str, int] | None) -> None:
         spec, key = self.spec, self.key
@@ -101,7 +101,7 @@ class TracedModel:
         try:
             return self._trace(batch_size, seq_len)
         except TRACE_FAILURES as exc:
-            raise _refusal(exc) from None
+            raise _refusal(exc, guessed=self.tracker.guessed) from None
 
     def _trace(self, batch_size: int, seq_len: int) -> Timeline:
         self.tracker = AllocationTracker(lambda s: self.sizes.get(s._cdata, s.nbytes()))
@@ -123,13 +123,18 @@ def trace_step(key: SkeletonKey, choice: MethodChoice, spec: StepSpec, *, batch_
     return TracedModel(key, choice, spec, keep_blocks).trace(batch_size, seq_len)
 
 
-def _refusal(exc: BaseException) -> NotApplicableError:
+def _refusal(exc: BaseException, *, guessed: bool) -> NotApplicableError:
     """Why a step has no memory figure. Fake tensors check shapes and arguments as real ones do, so a failure that
-    is not one of fake tensors' own (an op that needs data values, or has no fake kernel) is the real code's: peft
-    or the model refuses this combination on real weights too (the CPU probe's real forwards fail the same way)."""
+    is not one of fake tensors' own (an op that needs data values, or has no fake kernel) and that no guessed value
+    led to (`AllocationTracker.guessed`: a stand-in for a value, an upper bound for a size) is the real code's:
+    peft or the model refuses this combination on real weights too (the CPU probe's real forwards fail alike)."""
     if isinstance(exc, FAKE_TENSOR_LIMITS):
         return NotApplicableError(f"memory cannot be traced on fake tensors for this model and method (the step "
                                   f"needs data values): {_first_line(exc)}")
+    if guessed:
+        return NotApplicableError("memory cannot be traced for this model and method: the step failed after it "
+                                  "read values fake tensors do not hold (routing counts, masks), so a real run may "
+                                  f"or may not fail alike: {_first_line(exc)}")
     return NotApplicableError(f"this method's training step fails on this model, on real weights too (peft or the "
                               f"model code raises it): {_first_line(exc)}")
 

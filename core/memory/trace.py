@@ -59,6 +59,9 @@ class AllocationTracker(TorchDispatchMode):
         self.default_category = ACTIVATIONS
         # storages whose every element is known (an inf/nan check's False, the zero task ids), read by `.item()`
         self._known: dict[int, bool | int] = {}
+        # whether the step went on from a value or size fake tensors do not hold (a stand-in or an upper bound):
+        # a later failure may then be the trace's own, not the model's
+        self.guessed = False
 
     # -- bookkeeping ---------------------------------------------------------------------------------------------
     def adopt(self, tensors: Iterable[torch.Tensor], category: int) -> None:
@@ -108,7 +111,11 @@ class AllocationTracker(TorchDispatchMode):
             # `.device`, two thirds of a step's dispatches: answered as the fake mode would, without its overhead
             return args[0].fake_device
         if func is torch.ops.aten._local_scalar_dense.default:
-            return self._known.get(args[0].untyped_storage()._cdata, _scalar_stand_in(args[0]))
+            known = self._known.get(args[0].untyped_storage()._cdata)
+            self.guessed |= known is None
+            return _scalar_stand_in(args[0]) if known is None else known
+        if func in _UPPER_BOUNDS or (func in _MASKED and any(_is_mask(i) for i in args[1])):
+            self.guessed = True
         if func is torch.ops.aten.nonzero.default:
             # data-dependent size (DeBERTa's relative positions, masks): the upper bound, every element selected
             source = args[0]
@@ -147,6 +154,7 @@ class AllocationTracker(TorchDispatchMode):
 
 _DEVICE = torch.ops.prim.device.default
 _MASKED = {torch.ops.aten.index.Tensor, torch.ops.aten.index_put.default, torch.ops.aten.index_put_.default}
+_UPPER_BOUNDS = {torch.ops.aten.nonzero.default, torch.ops.aten._unique2.default}
 _FINITE_CHECKS = {torch.ops.aten.isinf.default, torch.ops.aten.isnan.default, torch.ops.aten.isposinf.default,
                   torch.ops.aten.isneginf.default}
 _RANDOM_INTEGERS = {torch.ops.aten.randint.default, torch.ops.aten.randint.low}

@@ -111,3 +111,15 @@ def test_example_gap_scenarios_all_predicted(seeded_file: Path, isolated_setting
     assert code == 0 and err == ""
     assert out.strip() == f"wrote 5 rows to {out_path} (5 predicted, 0 with problems)"
     assert len(rows) == 6 and rows[0].startswith("id,gap_mean,gap_low,gap_high")
+
+
+def test_a_config_transformers_cannot_build_is_one_line_exit_2(capsys: pytest.CaptureFixture[str],
+                                                                 tmp_path: Path) -> None:
+    """Reformer's LM head needs `is_decoder=True`; transformers asserts it while building (an AssertionError, not
+    the ValueError a config usually raises): one line naming transformers' reason, no traceback."""
+    config = tmp_path / "reformer.json"
+    config.write_text(json.dumps({"model_type": "reformer", "is_decoder": False}))
+    code, out, err = run_cli(capsys, "estimate", "--model", str(config), "--method", "lora", "--targets", "all-linear")
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "cannot build" in err and "AssertionError" in err and "is_decoder=True" in err
