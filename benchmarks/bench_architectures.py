@@ -9,7 +9,9 @@ its own process with a time limit, two at a time. Outcomes:
 - count only: exact counts, and a note saying why there is no memory figure;
 - refused: one line of bad input (InputError), e.g. transformers cannot build the class from its defaults, or the
   architecture needs custom code;
-- crashed: anything else, a traceback: a bug to fix.
+- crashed: anything else, a traceback: a bug to fix;
+- no default config: transformers cannot make the config class's own defaults (its validation rejects them), so
+  there is nothing to estimate.
 
 Run: python benchmarks/bench_architectures.py [--types a,b] [--seconds 180]
 """
@@ -28,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("fft", "lora")
-OUTCOMES = ("memory", "count only", "refused", "crashed")
+OUTCOMES = ("memory", "count only", "refused", "crashed", "no default config")
 
 
 def one(model_type: str, folder: Path) -> dict[str, str]:
@@ -46,7 +48,11 @@ def one(model_type: str, folder: Path) -> dict[str, str]:
     from core.scenario import Scenario
 
     path = folder / f"{model_type}.json"
-    path.write_text(json.dumps({**AutoConfig.for_model(model_type).to_dict(), "model_type": model_type}))
+    try:
+        defaults = AutoConfig.for_model(model_type).to_dict()
+    except Exception as exc:  # transformers' own defaults fail its validation: nothing for TuneWise to read
+        return dict.fromkeys(METHODS, f"no default config: {type(exc).__name__}: {_first_line(exc)}")
+    path.write_text(json.dumps({**defaults, "model_type": model_type}))
     outcome: dict[str, str] = {}
     for method in METHODS:
         # LoRA on every linear layer: peft names default targets for some model types only
@@ -56,13 +62,18 @@ def one(model_type: str, folder: Path) -> dict[str, str]:
                                 training=TrainingSetup(batch_size=1, seq_len=128))
             result = estimate(scenario).methods[0]
         except InputError as exc:
-            outcome[method] = f"refused: {str(exc).splitlines()[0][:160]}"
+            outcome[method] = f"refused: {_first_line(exc)}"
             continue
         except Exception as exc:  # what the benchmark counts: anything unexpected
-            outcome[method] = f"crashed: {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+            outcome[method] = f"crashed: {type(exc).__name__}: {_first_line(exc)}"
             continue
         outcome[method] = "memory" if result.training is not None else f"count only: {result.memory_error[:160]}"
     return outcome
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:160] if lines else "no message"
 
 
 def _child(model_type: str, folder: Path, seconds: int) -> tuple[str, dict[str, str]]:
