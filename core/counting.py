@@ -25,9 +25,9 @@ from core.registry import MethodChoice
 from core.skeleton_key import SkeletonKey
 
 _CORE = Path(__file__).resolve().parent
-# The code a stored count depends on: editing any of it counts again.
 # What transformers names a learned absolute position table (GPT-2 / GPT-Neo, BERT-likes, OPT and BART).
 POSITION_TABLES = frozenset({"wpe", "position_embeddings", "embed_positions"})
+# The code a stored count depends on: editing any of it counts again.
 COUNTING_SOURCES: tuple[Path, ...] = tuple(
     _CORE / name
     for name in ("counting.py", "peft_counts.py", "apply.py", "skeleton.py", "skeleton_key.py", "registry.py",

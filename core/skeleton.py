@@ -8,14 +8,13 @@ mutate one (peft does) take `fresh_copy`.
 from __future__ import annotations
 
 import copy
-import functools
 import logging
 import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, wraps
 from typing import Any, Literal, TypeVar, cast
 
 import torch
@@ -48,7 +47,7 @@ def one_at_a_time(function: _Call) -> _Call:
     engine's fake model ("`use_cache=True` is incompatible with gradient checkpointing", GPT-2's "`loss_type=None`
     ... unrecognized"), not of the user's run, and the CLI's stderr holds one line for bad input."""
 
-    @functools.wraps(function)
+    @wraps(function)
     def locked(*args: Any, **kwargs: Any) -> Any:
         library = logging.getLogger("transformers")
         with ENGINE_LOCK:
