@@ -114,18 +114,19 @@ class AllocationTracker(TorchDispatchMode):
             known = self._known.get(args[0].untyped_storage()._cdata)
             self.guessed |= known is None
             return _scalar_stand_in(args[0]) if known is None else known
-        if func in _UPPER_BOUNDS or (func in _MASKED and any(_is_mask(i) for i in args[1])):
-            self.guessed = True
         if func is torch.ops.aten.nonzero.default:
             # data-dependent size (DeBERTa's relative positions, masks): the upper bound, every element selected
             source = args[0]
             out = torch.empty((source.numel(), source.dim()), dtype=torch.long, device=source.device)
+            self.guessed = True
         elif func in _MASKED and any(_is_mask(i) for i in args[1]):
             # a boolean-mask index (WaveFT's in-bounds filter, CPT's norm projection) has a data-dependent size:
             # the same upper bound, every element selected, as long indices of that many rows
             out = func(args[0], [j for i in args[1] for j in _all_selected(i)], *args[2:], **(kwargs or {}))
+            self.guessed = True
         elif func is torch.ops.aten._unique2.default:
             out = _one_distinct_value(*args, **(kwargs or {}))
+            self.guessed = True
         elif func is torch.ops.aten.sparse_mask.default:
             out = _sparse_mask(*args)
         elif func is torch.ops.aten._grouped_mm.default and torch.bfloat16 not in {args[0].dtype, args[1].dtype}:
@@ -154,7 +155,6 @@ class AllocationTracker(TorchDispatchMode):
 
 _DEVICE = torch.ops.prim.device.default
 _MASKED = {torch.ops.aten.index.Tensor, torch.ops.aten.index_put.default, torch.ops.aten.index_put_.default}
-_UPPER_BOUNDS = {torch.ops.aten.nonzero.default, torch.ops.aten._unique2.default}
 _FINITE_CHECKS = {torch.ops.aten.isinf.default, torch.ops.aten.isnan.default, torch.ops.aten.isposinf.default,
                   torch.ops.aten.isneginf.default}
 _RANDOM_INTEGERS = {torch.ops.aten.randint.default, torch.ops.aten.randint.low}
