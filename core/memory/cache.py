@@ -37,10 +37,12 @@ if TYPE_CHECKING:
     from core.skeleton_key import SkeletonKey
 
 ENV_CACHE = "TUNEWISE_CACHE_DIR"
-TRACE_VERSION = "8"  # bump when the traced step or the fit changes what a profile holds
+TRACE_VERSION = "9"  # bump when the traced step or the fit changes what a profile holds
 ENGINE_PACKAGES = ("torch", "transformers", "peft")
 
-Entry = tuple[list[tuple[int, dict[str, int] | None]], list[tuple[np.ndarray, np.ndarray]] | None]
+Fit = tuple[np.ndarray, np.ndarray]  # (coefficients, phases)
+# the copies traced, each copy's fitted events, and the full-depth model's events (None: traced per shape)
+Entry = tuple[list[tuple[int, dict[str, int] | None]], list[Fit] | None, Fit | None]
 
 
 def cache_dir() -> Path | None:
@@ -102,11 +104,12 @@ def load(name: str) -> Entry | None:
         with np.load(path, allow_pickle=False) as data:
             variants = [(int(w), k) for w, k in json.loads(str(data["variants"]))]
             if not bool(data["fitted"]):
-                return variants, None
+                return variants, None, None
             fitted = [(data[f"coef{i}"], data[f"phase{i}"]) for i in range(len(variants))]
+            full = (data["coef_full"], data["phase_full"])
     except (OSError, ValueError, KeyError):
         return None
-    return variants, fitted
+    return variants, fitted, full
 
 
 def has(name: str) -> bool:
@@ -140,11 +143,13 @@ def claim(name: str) -> Iterator[None]:
 
 def store(name: str, entry: Entry) -> None:
     """Write an entry atomically; a cache that cannot be written is skipped (the estimate stands)."""
-    variants, fitted = entry
+    variants, fitted, full = entry
     arrays: dict[str, np.ndarray] = {"variants": np.array(json.dumps(variants)),
-                                     "fitted": np.array(fitted is not None)}
+                                     "fitted": np.array(fitted is not None and full is not None)}
     for i, (coef, phase) in enumerate(fitted or []):
         arrays[f"coef{i}"], arrays[f"phase{i}"] = coef, phase
+    if full is not None:
+        arrays["coef_full"], arrays["phase_full"] = full
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     _write(f"{name}.npz", buffer.getvalue())

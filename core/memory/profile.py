@@ -18,6 +18,7 @@ experts (k x tokens rows), so the bytes do not depend on how the router balances
 from __future__ import annotations
 
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
@@ -127,6 +128,10 @@ class StepProfile:
     prefix of each stack holding every kind of block, and for each kind one step of one more block, scaled by
     how many blocks of that kind lie beyond. Partial fine-tuning trains the top K blocks, so its copies keep
     K + 1 blocks of the output-side stack and grow it by one frozen block.
+
+    The full-depth timeline is built event by event (`full_depth`), not from each copy's own peak: a copy's peak
+    can sit at another instant than its neighbour's (the start of backward, all activations held, against its
+    end, all gradients held), and a weighted sum of peaks taken at different instants is no instant at all.
     """
 
     def __init__(self, key: SkeletonKey, choice: MethodChoice, spec: StepSpec) -> None:
@@ -138,27 +143,33 @@ class StepProfile:
             with cache.claim(name):
                 cached = cache.load(name)  # traced by another process while this one waited
                 if cached is None:
-                    from core.skeleton import skeleton_stacks
-
-                    self.variants = _variants(skeleton_stacks(key), choice)
-                    self.fitted = self._fit()
+                    self.variants, self.fitted, self.full = self._fit()
                     fits = None if self.fitted is None else [(f.coef, f.phase) for f in self.fitted]
-                    cache.store(name, (self.variants, fits))
+                    full = None if self.full is None else (self.full.coef, self.full.phase)
+                    cache.store(name, (self.variants, fits, full))
                     return
         self.variants = cached[0]
         self.fitted = None if cached[1] is None else [FittedTimeline(c, p) for c, p in cached[1]]
+        self.full = None if cached[2] is None else FittedTimeline(*cached[2])
 
-    def _fit(self) -> list[FittedTimeline] | None:
+    def _fit(self) -> tuple[list[tuple[int, dict[str, int] | None]], list[FittedTimeline] | None,
+                            FittedTimeline | None]:
         from core.memory.step import TracedModel
+        from core.skeleton import skeleton_stacks
 
-        fitted = []
-        for _, blocks in self.variants:
+        plan = growth_plan(skeleton_stacks(self.key), self.choice)
+        variants = plan.variants
+        fitted, aligned = [], []
+        for _, blocks in variants:
             model = TracedModel(self.key, self.choice, self.spec, blocks)
             timelines = {(b, s): model.trace(b, s) for b, s in DESIGN}
-            if len({t.live.shape for t in timelines.values()}) != 1:
-                return None  # the op sequence depends on the shape: trace each shape instead
+            if len({t.ops.tobytes() for t in timelines.values()}) != 1:
+                return variants, None, None  # the op sequence depends on the shape: trace each shape instead
             fitted.append(FittedTimeline.fit(timelines))
-        return fitted
+            aligned.append(_coefficients(timelines))
+        coef, phase = full_depth(plan, aligned)
+        keep = _undominated(coef.sum(axis=2), phase)
+        return variants, fitted, FittedTimeline(coef[:, keep, :], phase[keep])
 
     def _trace(self, batch: int, seq: int, blocks: dict[str, int] | None) -> Timeline:
         from core.memory.step import trace_step
@@ -190,32 +201,163 @@ class StepProfile:
 
     def phase_peaks(self, batch: int, seq: int) -> PhasePeaks:
         """Per-phase peaks of the full-depth model (see the module docstring)."""
-        total = np.zeros((len(PHASES), len(CATEGORIES)))
-        for i, (weight, _) in enumerate(self.variants):
-            total += weight * self._peaks_of(i, batch, seq)
-        return PhasePeaks(np.maximum(total, 0))
+        if self.full is not None:
+            return self.full.phase_peaks(batch, seq)
+        return _traced_full_peaks(self.key, self.choice, self.spec, (batch, seq))
 
 
-MIN_BASE = 2  # a 1-block copy takes other paths (prefix tuning's per-layer cache) than deeper ones
+@dataclass(frozen=True)
+class GrowthPlan:
+    """The copies traced (`variants`: weight and blocks kept, one entry per distinct copy) and how they combine:
+    the full model is the base copy plus, for each step `(copies, grown, shorter)` (indices into `variants`),
+    `copies` times what one block more adds (`grown` minus `shorter`)."""
+
+    variants: list[tuple[int, dict[str, int] | None]]
+    steps: tuple[tuple[int, int, int], ...]
 
 
-def _variants(stacks: tuple[BlockStack, ...], choice: MethodChoice) -> list[tuple[int, dict[str, int] | None]]:
-    """The copies to trace and their weights: base + sum over kinds of copies x (one block more - that prefix)."""
+def growth_plan(stacks: tuple[BlockStack, ...], choice: MethodChoice) -> GrowthPlan:
+    """The copies to trace: base + sum over kinds of copies x (one block more - that prefix)."""
     if not stacks:
-        return [(1, None)]
+        return GrowthPlan([(1, None)], ())
     base = {stack.name: max(stack.base, MIN_BASE) for stack in stacks}
     if choice.spec.top_blocks_only and choice.top_layers is not None:
         base[stacks[-1].name] = max(base[stacks[-1].name], choice.top_layers + 1)
     if any(base[stack.name] >= stack.depth for stack in stacks):
-        return [(1, None)]
+        return GrowthPlan([(1, None)], ())
     variants: list[tuple[int, dict[str, int] | None]] = [(1, base)]
+    pairs: list[tuple[int, dict[str, int], dict[str, int]]] = []
     for stack in stacks:
         beyond = stack.kinds[base[stack.name]:]
         for kind in dict.fromkeys(beyond):
             index = base[stack.name] + beyond.index(kind)
             copies = beyond.count(kind)
-            variants += [(copies, {**base, stack.name: index + 1}), (-copies, {**base, stack.name: index})]
-    return _merged(variants)
+            grown, shorter = {**base, stack.name: index + 1}, {**base, stack.name: index}
+            variants += [(copies, grown), (-copies, shorter)]
+            pairs.append((copies, grown, shorter))
+    merged = _merged(variants)
+    position = {_blocks_id(blocks): i for i, (_, blocks) in enumerate(merged)}
+    steps = tuple((copies, position[_blocks_id(grown)], position[_blocks_id(shorter)])
+                  for copies, grown, shorter in pairs)
+    return GrowthPlan(merged, steps)
+
+
+@dataclass(frozen=True)
+class AlignedTimeline:
+    """One copy's events as fitted coefficients (basis, events, categories), with each event's phase and its
+    signature (op, phase and size at one traced shape) for matching events across copies."""
+
+    coef: np.ndarray
+    phase: np.ndarray
+    ops: np.ndarray
+
+
+def _signatures(timeline: Timeline) -> np.ndarray:
+    return np.array([hash(pair) for pair in zip(timeline.ops.tolist(), timeline.sizes.tolist(), strict=True)])
+
+
+def _coefficients(timelines: dict[tuple[int, int], Timeline]) -> AlignedTimeline:
+    """Every event's live bytes fitted in (b, s) (the timelines share one op sequence)."""
+    points = list(timelines)
+    first = timelines[points[0]]
+    design = np.array([_basis(b, s) for b, s in points])
+    values = np.stack([timelines[p].live.reshape(-1) for p in points]).astype(np.float64)
+    coef, *_ = np.linalg.lstsq(design, values, rcond=None)
+    return AlignedTimeline(np.round(coef.reshape(len(design[0]), *first.live.shape), 6), first.phase,
+                           _signatures(first))
+
+
+def _as_aligned(timeline: Timeline) -> AlignedTimeline:
+    """A timeline traced at one shape, as coefficients of a one-term basis."""
+    return AlignedTimeline(timeline.live[np.newaxis].astype(np.float64), timeline.phase, _signatures(timeline))
+
+
+def _match(shorter: np.ndarray, longer: np.ndarray) -> np.ndarray:
+    """For each event of `longer`, the index of the same event in `shorter` (-1 for the events of the block the
+    longer copy adds): the longest common subsequence of the events' signatures (op, phase, size), as difflib
+    finds it, with each run of added events moved as early as the same signatures allow. Where identical events
+    repeat (a foreach optimizer op's outputs, one per parameter, the added block's among them), the shorter
+    copy's last one then matches the longer copy's last one: the instant the run's outputs all live, the
+    optimizer step's peak. Blocks being identical, which of two equal runs counts as added changes nothing else."""
+    matched = np.full(len(longer), -1, dtype=np.int64)
+    for a, b, size in SequenceMatcher(None, shorter.tolist(), longer.tolist(), autojunk=False).get_matching_blocks():
+        matched[b:b + size] = np.arange(a, a + size)
+    end = len(longer)
+    while end > 0:
+        if matched[end - 1] >= 0:
+            end -= 1
+            continue
+        start = end
+        while start > 0 and matched[start - 1] < 0:
+            start -= 1
+        while start > 0 and longer[start - 1] == longer[end - 1]:  # slide the added run one event earlier
+            matched[end - 1], matched[start - 1] = matched[start - 1], -1
+            start, end = start - 1, end - 1
+        end = start
+    return matched
+
+
+def _inverse(matched: np.ndarray, size: int) -> np.ndarray:
+    """For each event of the shorter copy, its index in the longer one (-1 where it has none)."""
+    out = np.full(size, -1, dtype=np.int64)
+    found = matched >= 0
+    out[matched[found]] = np.flatnonzero(found)
+    return out
+
+
+def _filled(index: np.ndarray) -> np.ndarray:
+    """-1 entries replaced by the last valid index before them (the first valid one at the start)."""
+    valid = index >= 0
+    if not valid.any():
+        raise ValueError("copies of different depths share no event: their timelines cannot be aligned")
+    positions = np.maximum.accumulate(np.where(valid, np.arange(len(index)), -1))
+    positions[positions < 0] = np.flatnonzero(valid)[0]
+    return index[positions]
+
+
+def full_depth(plan: GrowthPlan, copies: list[AlignedTimeline]) -> tuple[np.ndarray, np.ndarray]:
+    """Every event of the full-depth step that can be a peak, as (coefficients, phases).
+
+    A block adds the same bytes at the same point of the step whatever the depth, so the full model at an event
+    of the base copy holds the base's bytes plus, per step of the plan, `copies` times what one block more holds
+    at that same event (the grown copy minus the shorter one, matched event by event). At an event inside the
+    added block itself (its forward or backward), the other `copies - 1` blocks of its kind are either all still
+    ahead or all done, the two extremes of a sum linear in how many are done: both are candidates."""
+    base = copies[0]
+    if not plan.steps:
+        return base.coef, base.phase
+    n_base = base.coef.shape[1]
+    # per step: the grown and shorter events matching each base event, and what one block more adds there
+    added, step_maps = [], []
+    for _, grown_index, shorter_index in plan.steps:
+        grown, shorter = copies[grown_index], copies[shorter_index]
+        in_shorter = np.arange(n_base) if shorter_index == 0 else _filled(_inverse(_match(base.ops, shorter.ops),
+                                                                                   n_base))
+        grown_from_shorter = _match(shorter.ops, grown.ops)
+        in_grown = _filled(_inverse(grown_from_shorter, len(shorter.ops)))[in_shorter]
+        added.append(grown.coef[:, in_grown, :] - shorter.coef[:, in_shorter, :])
+        step_maps.append((grown_from_shorter, in_shorter))
+    weights = np.array([copies_ for copies_, _, _ in plan.steps], dtype=np.float64)
+    at_base = base.coef + np.tensordot(weights, np.stack(added), axes=1)
+    coefs, phases = [at_base], [base.phase]
+    for step, (copies_, grown_index, shorter_index) in enumerate(plan.steps):
+        grown, shorter = copies[grown_index], copies[shorter_index]
+        grown_from_shorter, in_shorter = step_maps[step]
+        new = np.flatnonzero(grown_from_shorter < 0)
+        if not len(new):
+            continue
+        # the shorter copy's event just before each new event, and the base events around it
+        before_short = _filled(np.where(grown_from_shorter >= 0, grown_from_shorter, -1))[new]
+        before = np.searchsorted(in_shorter, before_short, side="right") - 1
+        for anchor in (np.maximum(before, 0), np.minimum(before + 1, n_base - 1)):
+            others = at_base[:, anchor, :] - base.coef[:, anchor, :] - copies_ * added[step][:, anchor, :]
+            delta = grown.coef[:, new, :] - shorter.coef[:, before_short, :]
+            coefs.append(base.coef[:, before.clip(0), :] + delta + others + (copies_ - 1) * added[step][:, anchor, :])
+            phases.append(grown.phase[new])
+    return np.concatenate(coefs, axis=1), np.concatenate(phases)
+
+
+MIN_BASE = 2  # a 1-block copy takes other paths (prefix tuning's per-layer cache) than deeper ones
 
 
 def _blocks_id(blocks: dict[str, int] | None) -> tuple[tuple[str, int], ...]:
@@ -236,6 +378,18 @@ def _merged(variants: list[tuple[int, dict[str, int] | None]]) -> list[tuple[int
 
 def _traced_peaks(profile: StepProfile, batch: int, seq: int, variant: int) -> np.ndarray:
     return _cached_trace(profile.key, profile.choice, profile.spec, (batch, seq), variant).bytes
+
+
+@lru_cache(maxsize=256)
+def _traced_full_peaks(key: SkeletonKey, choice: MethodChoice, spec: StepSpec, shape: tuple[int, int]) -> PhasePeaks:
+    """The full-depth peaks from copies traced at this shape (a step whose op sequence depends on the shape)."""
+    from core.skeleton import skeleton_stacks
+
+    profile = step_profile(key, choice, spec)
+    plan = growth_plan(skeleton_stacks(key), choice)
+    copies = [_as_aligned(profile._trace(*shape, blocks)) for _, blocks in plan.variants]
+    coef, phase = full_depth(plan, copies)
+    return _phase_peaks(coef[0], _phase_indices(phase))
 
 
 @lru_cache(maxsize=256)

@@ -16,8 +16,10 @@ backward intermediates, foreach/optimizer scratch, dequantisation buffers).
 from __future__ import annotations
 
 import weakref
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import torch
@@ -33,14 +35,19 @@ __all__ = ["ACTIVATIONS", "CATEGORIES", "GRADIENTS", "OPTIMIZER", "PHASES", "TEM
 
 @dataclass(frozen=True)
 class Timeline:
-    """Live bytes per category after every allocation of the traced step; `phase` indexes `PHASES`."""
+    """Live bytes per category after every allocation of the traced step; `phase` indexes `PHASES`; `ops` names
+    what made each event (the aten op and phase, or a phase mark) and `sizes` its bytes, so that the events of
+    copies of different depths can be aligned (`core.memory.profile`)."""
 
     live: np.ndarray  # shape (events, categories), int64
     phase: np.ndarray  # shape (events,), int8
+    ops: np.ndarray  # shape (events,), int64
+    sizes: np.ndarray  # shape (events,), int64
 
     def __post_init__(self) -> None:
-        if self.live.ndim != 2 or self.live.shape[1] != len(CATEGORIES) or len(self.phase) != len(self.live):
-            raise ValueError("a timeline has one row of category bytes and one phase per event")
+        if (self.live.ndim != 2 or self.live.shape[1] != len(CATEGORIES)
+                or not len(self.phase) == len(self.ops) == len(self.sizes) == len(self.live)):
+            raise ValueError("a timeline has one row of category bytes, one phase, op and size per event")
 
 
 class AllocationTracker(TorchDispatchMode):
@@ -56,6 +63,9 @@ class AllocationTracker(TorchDispatchMode):
         self.phase = 0
         self._rows: list[np.ndarray] = []
         self._phases: list[int] = []
+        self._ops: list[int] = []
+        self._sizes: list[int] = []
+        self._op = 0  # the op whose outputs are being tracked
         self.default_category = ACTIVATIONS
         # storages whose every element is known (an inf/nan check's False, the zero task ids), read by `.item()`
         self._known: dict[int, bool | int] = {}
@@ -89,6 +99,8 @@ class AllocationTracker(TorchDispatchMode):
         if record and size:
             self._rows.append(self.totals.copy())
             self._phases.append(self.phase)
+            self._ops.append((self.phase << 32) | self._op)
+            self._sizes.append(size)
 
     def _free(self, key: int) -> None:
         self._known.pop(key, None)
@@ -101,9 +113,12 @@ class AllocationTracker(TorchDispatchMode):
         """Record the current totals as an event (phase boundaries, so each phase has at least one row)."""
         self._rows.append(self.totals.copy())
         self._phases.append(self.phase)
+        self._ops.append(-1 - self.phase)
+        self._sizes.append(0)
 
     def timeline(self) -> Timeline:
-        return Timeline(np.array(self._rows, dtype=np.int64), np.array(self._phases, dtype=np.int8))
+        return Timeline(np.array(self._rows, dtype=np.int64), np.array(self._phases, dtype=np.int8),
+                        np.array(self._ops, dtype=np.int64), np.array(self._sizes, dtype=np.int64))
 
     # -- dispatch ------------------------------------------------------------------------------------------------
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
@@ -139,6 +154,7 @@ class AllocationTracker(TorchDispatchMode):
             self._known[out.untyped_storage()._cdata] = args[0] if func is torch.ops.aten.randint.low else 0
         elif func in _KEEPS_VALUE and (value := self._value_of(args[0])) is not None:
             self._known[out.untyped_storage()._cdata] = value
+        self._op = _op_code(func)
         for leaf in tree_leaves(out):
             # a sparse tensor has no storage of its own: its bytes are its indices and values, tracked when made
             if isinstance(leaf, torch.Tensor) and not leaf.is_sparse:
@@ -163,6 +179,12 @@ _RANDOM_INTEGERS = {torch.ops.aten.randint.default, torch.ops.aten.randint.low}
 _KEEPS_VALUE = {torch.ops.aten.any.default, torch.ops.aten.any.dim, torch.ops.aten.any.dims,
                 torch.ops.aten.all.default, torch.ops.aten.all.dim, torch.ops.aten.max.default,
                 torch.ops.aten.min.default, torch.ops.aten.amax.default, torch.ops.aten.amin.default}
+
+
+@cache
+def _op_code(func: object) -> int:
+    """A stable number for an op (the same in every process, unlike `hash`)."""
+    return zlib.crc32(str(func).encode())
 
 
 def _is_mask(index: torch.Tensor | None) -> bool:

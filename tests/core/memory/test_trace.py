@@ -160,7 +160,8 @@ def test_a_profile_another_process_is_tracing_is_waited_for_and_read_not_traced_
         thread = threading.Thread(target=lambda: waited.append(StepProfile(key, choice, SPEC)))
         thread.start()
         assert cache.load(name) is None and not waited
-        cache.store(name, (traced.variants, [(f.coef, f.phase) for f in traced.fitted or []]))
+        cache.store(name, (traced.variants, [(f.coef, f.phase) for f in traced.fitted or []],
+                           None if traced.full is None else (traced.full.coef, traced.full.phase)))
     thread.join()
     np.testing.assert_array_equal(waited[0].phase_peaks(3, 48).bytes, traced.phase_peaks(3, 48).bytes)
 

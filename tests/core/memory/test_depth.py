@@ -1,0 +1,62 @@
+"""The full-depth timeline at real widths: extrapolated from 2- and 3-block copies, it equals a direct trace of the
+whole model, and the per-GPU peak never falls when the batch, the length or the rank grows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.memory.profile import StepProfile, timeline_peaks
+from core.memory.spec import CATEGORIES, PHASES, StepSpec
+from core.memory.step import trace_step
+from core.models import resolve_model
+from core.registry import MethodChoice
+from core.skeleton_key import SkeletonKey
+
+CATALOGUE = Path(__file__).resolve().parents[3] / "data" / "catalogue"
+
+
+def _shallow(tmp_path: Path, name: str, layers: int) -> SkeletonKey:
+    """A catalogue model at its real width with fewer blocks, so a direct trace of the whole model is cheap."""
+    config = json.loads((CATALOGUE / f"{name}.json").read_text())
+    config["num_hidden_layers"] = layers
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return SkeletonKey(resolve_model(str(path)), "causal-lm", 2)
+
+
+@pytest.mark.parametrize(("method", "precision", "checkpointing"), [
+    ("fft", "bf16-true", True), ("fft", "bf16-mixed", False), ("lora", "bf16-mixed", True),
+])
+def test_real_width_profile_equals_a_direct_trace_of_every_block(tmp_path: Path, method: str, precision: str,
+                                                                 checkpointing: bool) -> None:
+    """Llama-3.1-8B's width with 6 blocks: at batch 1 x 512 full fine-tuning's gradients outgrow the activations
+    between the 2- and the 3-block copy, so each copy's own backward peak sits at another instant (start against
+    end of backward); the full-depth timeline is matched event by event and equals the direct trace to 0.01%
+    (the issue's goal is 0.1%; a few kilobytes a step differ)."""
+    key = _shallow(tmp_path, "meta-llama--Llama-3.1-8B", 6)
+    choice, spec = MethodChoice(method), StepSpec(precision, "adamw", "sdpa", checkpointing, "none")
+    profile = StepProfile(key, choice, spec)
+    assert profile.full is not None
+    for batch, seq in ((1, 512), (3, 200)):
+        direct = timeline_peaks(trace_step(key, choice, spec, batch_size=batch, seq_len=seq, keep_blocks=None))
+        np.testing.assert_allclose(profile.phase_peaks(batch, seq).bytes, direct.bytes, rtol=1e-4, atol=64)
+
+
+def test_gradients_never_exceed_the_trained_weights_and_memory_grows_with_the_shape(tmp_path: Path) -> None:
+    """The phantom the event matching removes: Llama-3.1-8B's full width and depth, full fine-tuning in bf16 with
+    checkpointing, was 110.8 GiB at 1 x 2048 (65.9 GiB of 'gradients') against 74.8 GiB at 1 x 4096."""
+    key = SkeletonKey(resolve_model("llama-3.1-8b"), "causal-lm", 2)
+    profile = StepProfile(key, MethodChoice("fft"), StepSpec("bf16-true", "adamw", "sdpa", True, "none"))
+    grads, weights = CATEGORIES.index("gradients"), CATEGORIES.index("weights")
+    peaks = {shape: profile.phase_peaks(*shape).bytes for shape in
+             ((1, 512), (1, 1024), (1, 2048), (2, 1024), (4, 512), (1, 4096), (2, 4096), (4, 4096))}
+    for shape, rows in peaks.items():
+        assert rows[:, grads].max() <= rows[PHASES.index("clip"), weights] + 1, shape
+    totals = {shape: rows.sum(axis=1).max() for shape, rows in peaks.items()}
+    assert totals[(1, 2048)] <= totals[(1, 4096)] <= totals[(2, 4096)] <= totals[(4, 4096)]
+    assert totals[(1, 512)] <= totals[(1, 1024)] <= totals[(1, 2048)]
+    assert totals[(4, 512)] <= totals[(2, 4096)]
