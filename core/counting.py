@@ -67,6 +67,7 @@ class ModelShape:
     root_params: int
     largest_root_params: int
     learned_positions: int = 0  # tokens a learned absolute position table can index (0: RoPE, ALiBi, relative)
+    fused_expert_params: int = 0  # parameters of 3-D or larger tensors (an MoE's fused experts): never nn.Linear
 
 
 @lru_cache(maxsize=1024)
@@ -104,7 +105,8 @@ def _measured_shape(key: SkeletonKey) -> dict[str, int]:
     return {"layers": int(getattr(config, "num_hidden_layers", 0) or 0),
             "width": int(getattr(config, "hidden_size", 0) or 0),
             "root_params": sum(per_module), "largest_root_params": max(per_module, default=0),
-            "learned_positions": positions}
+            "learned_positions": positions,
+            "fused_expert_params": sum(p.numel() for p in model.parameters() if p.dim() >= 3)}
 
 
 def _learned_positions(model: Any) -> int:

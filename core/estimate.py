@@ -11,7 +11,7 @@ from core.counting import ParameterCount, count_parameters
 from core.errors import InputError, NotApplicableError
 from core.memory.ahead import trace_ahead
 from core.memory.budget import TrainingEstimate, estimate_training, step_spec
-from core.memory.quantization import check_quantization
+from core.memory.quantization import check_quantization, unquantized_experts
 from core.memory.spec import StepSpec
 from core.registry import MethodChoice
 from core.scenario import Scenario
@@ -91,13 +91,14 @@ def estimate(scenario: Scenario, *, skip_inapplicable: bool = False) -> Estimate
     """Count and size every method of the scenario. With `skip_inapplicable` (method 'all'), a method that cannot
     apply to this model (or to this training setup, e.g. a 4-bit base), or whose settings do not fit it (adaption
     prompt's 30 default layers on a 12-block model), is reported with its reason instead of failing the run."""
-    results = []
+    results, notes = [], dict.fromkeys(scenario.warnings)
     key, setup = scenario.skeleton_key, scenario.training
     trace_ahead(key, list(_steps(scenario)))
     for choice in scenario.methods:
         try:
             quant = check_quantization(choice, setup)
             count = cached_count(key, choice)
+            notes.update(dict.fromkeys(filter(None, [unquantized_experts(key, quant)])))
         except (NotApplicableError, InputError) as exc:
             # a user's own bad value stays an error; a method whose own defaults do not fit this model is reported
             own_value = not isinstance(exc, NotApplicableError) and choice != MethodChoice(choice.method)
@@ -112,4 +113,4 @@ def estimate(scenario: Scenario, *, skip_inapplicable: bool = False) -> Estimate
             continue
         results.append(MethodEstimate(choice.method, choice.label(), count, training=training))
     return EstimateReport(scenario.model.name, scenario.model.origin, scenario.task, results,
-                          asdict(setup), scenario.warnings)
+                          asdict(setup), tuple(notes))

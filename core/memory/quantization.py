@@ -13,10 +13,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from core import registry
+from core.counting import model_shape
 from core.errors import NotApplicableError
 from core.memory import cache
 from core.memory.setup import TrainingSetup
 from core.registry import MethodChoice
+from core.skeleton_key import SkeletonKey
+from core.units import human_bytes
 
 
 def quantization(choice: MethodChoice, setup: TrainingSetup) -> str:
@@ -57,3 +60,16 @@ def _has_bnb_layer(choice: MethodChoice) -> bool:
         record = {"bnb": importlib.util.find_spec(f"{tuner}.bnb") is not None}
         cache.store_record(name, record)
     return bool(record["bnb"])
+
+
+def unquantized_experts(key: SkeletonKey, quant: str) -> str:
+    """What stays unquantized on a quantized base, where it is more than a rounding error: an MoE's fused experts.
+    transformers (5.x) quantizes only exact `nn.Linear` modules (integrations/bitsandbytes.py
+    `replace_with_bnb_linear`); fused experts are 3-D parameters, so they stay in the load dtype, and peft's
+    `prepare_model_for_kbit_training` then makes them fp32 like every other unquantized weight."""
+    experts = model_shape(key).fused_expert_params if quant != "none" else 0
+    if not experts:
+        return ""
+    return (f"{key.model.name}'s fused MoE experts ({experts / 1e9:.2f}B parameters, {human_bytes(experts * 4)} "
+            f"in fp32) are not quantized by {quant}: transformers quantizes only nn.Linear layers, and "
+            "prepare_model_for_kbit_training makes unquantized weights fp32; they are counted so")

@@ -8,7 +8,8 @@ A fake-tensor trace runs the real model code, but some kernels keep different te
   dv, an fp32 dq accumulator and an fp32 row-sum (FlashAttention-2 `mha_bwd`, csrc/flash_attn/flash_api.cpp),
   and a trained attention bias's full-size gradient (memory-efficient attention's `grad_bias`);
 * bitsandbytes 4/8-bit linear layers (`MatMul4Bit`) save no activation for a frozen base weight; forward and
-  backward each dequantise the weight into a temporary of the compute dtype;
+  backward each dequantise the weight into a temporary of the compute dtype, and cast the input to it and the
+  output back to the input's dtype (fp32 after peft's `prepare_model_for_kbit_training`);
 * bitsandbytes 8-bit AdamW keeps two uint8 states plus one fp32 absmax per 256 values, updated in place.
 
 `eager` attention is left to the model's own code: it keeps the scores on CUDA as well.
@@ -78,27 +79,35 @@ def cuda_attention() -> Iterator[None]:
 
 
 class _Dequantized(torch.autograd.Function):
-    """y = x W^T for a frozen quantized W: no activation saved, a dequantised temporary in each direction."""
+    """y = x W^T for a frozen quantized W, as bitsandbytes' `MatMul4Bit` runs it at training sizes (more than 1,536
+    rows: its dequantise-then-matmul fallback, bitsandbytes/backends/cuda/ops.py `_gemm_4bit`): the input cast
+    to the compute dtype, the weight dequantised into a temporary of that dtype, the output cast back to the
+    input's dtype; nothing saved for backward but the packed weight, which backward dequantises again and casts
+    to the gradient's dtype (bitsandbytes/autograd/_functions.py `MatMul4Bit.backward`)."""
 
     @staticmethod
-    def forward(ctx: Any, inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        dense = torch.empty(weight.shape, dtype=inputs.dtype, device=inputs.device)
-        out = torch.nn.functional.linear(inputs, dense, None if bias is None else bias.to(inputs.dtype))
-        ctx.weight = weight
-        del dense
-        return out
+    def forward(ctx: Any, inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                compute: torch.dtype) -> torch.Tensor:
+        cast = inputs.to(compute)
+        dense = torch.empty(weight.shape, dtype=compute, device=inputs.device)
+        out = torch.nn.functional.linear(cast, dense, None if bias is None else bias.to(compute))
+        ctx.weight, ctx.compute = weight, compute
+        del dense, cast
+        return out.to(inputs.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> Any:
-        dense = torch.empty(ctx.weight.shape, dtype=grad_out.dtype, device=grad_out.device)
-        return grad_out @ dense, None, None
+        dense = torch.empty(ctx.weight.shape, dtype=ctx.compute, device=grad_out.device).to(grad_out.dtype)
+        return grad_out @ dense, None, None, None
 
 
-def quantized_linear_forward(module: nn.Linear) -> Any:
-    """A forward for a frozen linear layer whose weight is stored quantized (bitsandbytes semantics)."""
+def quantized_linear_forward(module: nn.Linear, compute: torch.dtype) -> Any:
+    """A forward for a frozen linear layer whose weight is stored quantized (bitsandbytes semantics), computing
+    in `compute` (`bnb_4bit_compute_dtype`: the run's half-precision dtype, as QLoRA recipes set it)."""
 
     def forward(inputs: torch.Tensor) -> torch.Tensor:
-        return _Dequantized.apply(inputs, module.weight, module.bias)
+        with torch.autocast(inputs.device.type, enabled=False):  # bitsandbytes' custom op: autocast does not enter
+            return _Dequantized.apply(inputs, module.weight, module.bias, compute)
 
     return forward
 

@@ -78,13 +78,15 @@ class TracedModel:
                 model = apply_method(base, key, choice)
             _set_attention(model, spec.attention)
             _train_dtype(model, choice, spec)
-            quantized = _quantize(model, spec.quantization)
+            quantized = _quantize(model, spec.quantization, spec.compute_dtype)
+            if quantized:
+                prepare_for_kbit_training(model, quantized)
             self.fake = FakeTensorMode(allow_non_fake_inputs=True)
             with self.fake:
                 _materialize(model)
                 self.placeholders = choice.spec.placeholders(model) if choice.spec.placeholders else []
-                self.sizes = {_storage_key(p): standins.quantized_bytes(p.numel(), p.shape[0], spec.quantization)
-                              for p in quantized()}
+                self.sizes = {_storage_key(layer.weight): standins.quantized_bytes(
+                    layer.weight.numel(), layer.weight.shape[0], spec.quantization) for layer in quantized}
                 model.train()
                 if spec.checkpointing:
                     _enable_checkpointing(model, reentrant=spec.reentrant)
@@ -226,16 +228,29 @@ def _train_dtype(model: nn.Module, choice: MethodChoice, spec: StepSpec) -> None
             p.data = p.data.to(torch.float32)
 
 
-def _quantize(model: nn.Module, quant: str):  # type: ignore[no-untyped-def]
-    """Give every frozen linear layer outside the heads bitsandbytes' forward; returns their weights (lazily,
-    since materialising replaces the parameter objects)."""
+def _quantize(model: nn.Module, quant: str, compute: torch.dtype) -> list[nn.Linear]:
+    """Give every frozen `nn.Linear` outside the heads bitsandbytes' forward, and return those layers. Only exact
+    `nn.Linear` modules are quantized, as transformers' `replace_with_bnb_linear` does
+    (integrations/bitsandbytes.py: `type(module) is nn.Linear`): an MoE's fused experts (3-D parameters) and
+    its router stay in the load dtype (`unquantized_experts` says so to the user)."""
     if quant == "none":
-        return lambda: []
+        return []
     layers = [m for name, m in model.named_modules()
-              if isinstance(m, nn.Linear) and not m.weight.requires_grad and not _is_head_module(name)]
+              if type(m) is nn.Linear and not m.weight.requires_grad and not _is_head_module(name)]
     for layer in layers:
-        layer.forward = standins.quantized_linear_forward(layer)
-    return lambda: [layer.weight for layer in layers]
+        layer.forward = standins.quantized_linear_forward(layer, compute)
+    return layers
+
+
+def prepare_for_kbit_training(model: nn.Module, quantized: list[nn.Linear]) -> None:
+    """peft's `prepare_model_for_kbit_training`, which the peft docs' and QLoRA's recipes run on a 4/8-bit base
+    before adding adapters (peft/utils/other.py): every fp16/bf16 parameter that is not quantized (embeddings,
+    norms, lm_head, unquantized experts) becomes fp32, so the residual stream and the logits are fp32 too.
+    Applied to the frozen base only: the adapters peft adds afterwards keep their own dtype."""
+    packed = {id(layer.weight) for layer in quantized}
+    for p in model.parameters():
+        if id(p) not in packed and not p.requires_grad and p.dtype in (torch.float16, torch.bfloat16):
+            p.data = p.data.to(torch.float32)
 
 
 def _is_head_module(name: str) -> bool:

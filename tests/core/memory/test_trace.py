@@ -312,3 +312,41 @@ def test_transformers_notices_about_the_fake_model_stay_quiet_only_while_the_eng
 
     assert engine_work() == (False, True)
     assert notices.isEnabledFor(logging.WARNING) == before
+
+
+def test_a_quantized_base_is_prepared_for_kbit_training_as_peft_does() -> None:
+    """peft's `prepare_model_for_kbit_training`: on a 4-bit base every weight bitsandbytes does not quantize
+    (embeddings, norms, lm_head) is fp32, beside NF4 linear layers; compared on the same model's own parameters."""
+    from core.counting import count_parameters
+    from core.memory.standins import quantized_bytes
+    from core.skeleton import fresh_copy, skeleton
+
+    key = _tiny()
+    spec = replace(SPEC, quantization="nf4-dq", checkpointing=True)
+    model = fresh_copy(skeleton(key), None)
+    linears = [m.weight for name, m in model.named_modules()
+               if type(m) is torch.nn.Linear and not name.endswith("lm_head")]
+    packed = sum(quantized_bytes(w.numel(), w.shape[0], "nf4-dq") for w in linears)
+    others = count_parameters(key, MethodChoice("fft")).total_params - sum(w.numel() for w in linears)
+    choice = MethodChoice("prompt_tuning")  # trains no base weight and adds only its prompt embedding
+    clip = StepProfile(key, choice, spec).phase_peaks(2, 16).bytes[PHASES.index("clip")]
+    weights = clip[CATEGORIES.index("weights")]
+    prompt = count_parameters(key, choice).trainable_params * 4
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())  # rotary frequencies
+    assert weights == packed + 4 * others + prompt + buffers
+
+
+def test_fused_moe_experts_on_a_quantized_base_are_named_and_counted_unquantized() -> None:
+    from core.estimate import estimate
+    from core.memory.setup import TrainingSetup
+    from core.memory.tiny import tiny_model
+    from core.scenario import Scenario
+
+    setup = TrainingSetup(precision="bf16-mixed", gradient_checkpointing=True, batch_size=2, seq_len=32)
+    qlora = (MethodChoice("qlora", rank=8, targets=("q_proj", "v_proj")),)
+    moe = estimate(Scenario(tiny_model("mixtral"), qlora, training=setup))
+    assert len(moe.warnings) == 1 and "fused MoE experts" in moe.warnings[0] and "not quantized" in moe.warnings[0]
+    assert not estimate(Scenario(tiny_model("llama"), qlora, training=setup)).warnings
+    plain = estimate(Scenario(tiny_model("mixtral"), (MethodChoice("lora", rank=8, targets=("q_proj", "v_proj")),),
+                              training=setup))
+    assert not plain.warnings
