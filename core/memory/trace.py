@@ -65,6 +65,10 @@ class AllocationTracker(TorchDispatchMode):
         self._phases: list[int] = []
         self._ops: list[int] = []
         self._sizes: list[int] = []
+        # every allocation (its bytes) and free (-1 - the allocation's index), in order, for the allocator model
+        # (`core.memory.allocator.replay`); storages adopted before the step come first
+        self.log: list[int] = []
+        self._logged: dict[int, int] = {}
         self._op = 0  # the op whose outputs are being tracked
         self.default_category = ACTIVATIONS
         # storages whose every element is known (an inf/nan check's False, the zero task ids), read by `.item()`
@@ -96,6 +100,9 @@ class AllocationTracker(TorchDispatchMode):
         self._bytes[key] = size
         self._refs[key] = weakref.ref(storage, lambda _ref, key=key: self._free(key))
         self.totals[category] += size
+        if size:
+            self._logged[key] = len(self.log)
+            self.log.append(size)
         if record and size:
             self._rows.append(self.totals.copy())
             self._phases.append(self.phase)
@@ -104,6 +111,8 @@ class AllocationTracker(TorchDispatchMode):
 
     def _free(self, key: int) -> None:
         self._known.pop(key, None)
+        if (index := self._logged.pop(key, None)) is not None:
+            self.log.append(-1 - index)
         category = self._category.pop(key, None)
         if category is not None:
             self.totals[category] -= self._bytes.pop(key)

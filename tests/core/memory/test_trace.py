@@ -350,3 +350,20 @@ def test_fused_moe_experts_on_a_quantized_base_are_named_and_counted_unquantized
     plain = estimate(Scenario(tiny_model("mixtral"), (MethodChoice("lora", rank=8, targets=("q_proj", "v_proj")),),
                               training=setup))
     assert not plain.warnings
+
+
+def test_the_step_log_holds_every_allocation_and_free_the_timeline_counts() -> None:
+    """The allocator model replays the tracker's log: its live bytes reach exactly the traced peak, and the
+    replay's rounded allocated and cached reserved peaks sit at or above it."""
+    from core.memory.allocator import replay
+
+    traced = TracedModel(_tiny(), MethodChoice("lora"), replace(SPEC, checkpointing=True), None)
+    timeline = traced.trace(2, 16)
+    log, live, peak = traced.tracker.log, 0, 0
+    for event in log:
+        live += event if event > 0 else -log[-event - 1]
+        peak = max(peak, live)
+    assert peak == timeline.live.sum(axis=1).max() > 0
+    replayed = replay(log)
+    assert peak <= replayed.allocated <= replayed.reserved
+
