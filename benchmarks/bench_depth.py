@@ -32,6 +32,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
+import logging
 import tempfile
 import time
 import zlib
@@ -320,6 +321,11 @@ def main() -> None:
     parser.add_argument("--models", help="comma-separated catalogue names (overrides --quick)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random shapes")
     args = parser.parse_args()
+    # a refused step's fake-tensor failure is logged with its traceback before it is raised: the row says it all
+    # (torch sets its loggers' levels when imported, so import it first)
+    import torch  # noqa: F401
+
+    logging.getLogger("torch._subclasses.fake_tensor").setLevel(logging.CRITICAL)
     models = tuple(args.models.split(",")) if args.models else QUICK if args.quick else MODELS
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tunewise-bench-depth-") as folder:

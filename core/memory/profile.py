@@ -11,16 +11,23 @@ Two facts make tracing a handful of small steps exact for the whole model at any
   tracing at the six (b, s) points of `DESIGN` fits it exactly. If the op sequences of the traced shapes
   differ, the profile says so and each shape is traced.
 
+A sequence as long as a sliding-window model's window or longer takes another attention path (transformers
+skips the mask only while the keys are fewer than the window, masking_utils `_ignore_causal_mask_sdpa`, and
+otherwise builds an explicit window mask, and SDPA with a mask repeats the key/value heads), which a fit at lengths under the window
+never sees: such a length is answered by a profile traced with the window shrunk below the design lengths
+(`windowed`), which reproduces that path; the window's own size changes no tensor's size on it.
+
 MoE layers run transformers' `grouped_mm` experts path, whose shapes are static: every token goes to its top-k
 experts (k x tokens rows), so the bytes do not depend on how the router balances them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -201,9 +208,37 @@ class StepProfile:
 
     def phase_peaks(self, batch: int, seq: int) -> PhasePeaks:
         """Per-phase peaks of the full-depth model (see the module docstring)."""
+        window = sliding_window(self.key.model.config_dict)
+        if window is not None and window > WINDOW_STAND_IN and seq >= window:
+            return step_profile(windowed(self.key), self.choice, self.spec).phase_peaks(batch, seq)
         if self.full is not None:
             return self.full.phase_peaks(batch, seq)
         return _traced_full_peaks(self.key, self.choice, self.spec, (batch, seq))
+
+
+# the window a profile of lengths beyond a model's sliding window is traced with: under every design length
+WINDOW_STAND_IN = SEQ_POINTS[0] // 2
+
+
+def sliding_window(config: dict[str, Any]) -> int | None:
+    """The sliding window of a config or its text part (None when it has none or turns it off, as Qwen2's
+    `use_sliding_window: false` does)."""
+    for section in (config, config.get("text_config")):
+        if isinstance(section, dict) and section.get("use_sliding_window") is not False:
+            window = section.get("sliding_window")
+            if isinstance(window, int) and window > 0:
+                return window
+    return None
+
+
+def windowed(key: SkeletonKey) -> SkeletonKey:
+    """The model of `key` with its sliding window shrunk to `WINDOW_STAND_IN` (see the module docstring)."""
+    config = json.loads(key.model.config_json)
+    for section in (config, config.get("text_config")):
+        if isinstance(section, dict) and isinstance(section.get("sliding_window"), int):
+            section["sliding_window"] = WINDOW_STAND_IN
+    model = replace(key.model, config_json=json.dumps(config, sort_keys=True))
+    return replace(key, model=model)
 
 
 @dataclass(frozen=True)
