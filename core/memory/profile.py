@@ -11,11 +11,11 @@ Two facts make tracing a handful of small steps exact for the whole model at any
   tracing at the six (b, s) points of `DESIGN` fits it exactly. If the op sequences of the traced shapes
   differ, the profile says so and each shape is traced.
 
-A sequence as long as a sliding-window model's window or longer takes another attention path (transformers
-skips the mask only while the keys are fewer than the window, masking_utils `_ignore_causal_mask_sdpa`, and
-otherwise builds an explicit window mask, and SDPA with a mask repeats the key/value heads), which a fit at lengths under the window
-never sees: such a length is answered by a profile traced with the window shrunk below the design lengths
-(`windowed`), which reproduces that path; the window's own size changes no tensor's size on it.
+A sequence as long as a sliding-window model's window or longer takes another attention path: transformers
+skips the mask only while the keys are fewer than the window (masking_utils `_ignore_causal_mask_sdpa`) and
+otherwise builds an explicit window mask, and SDPA with a mask repeats the key/value heads. A fit at lengths
+under the window never sees that path, so such a length is answered by a profile traced with the window shrunk
+below the design lengths (`windowed`); the window's own size changes no tensor's size on that path.
 
 MoE layers run transformers' `grouped_mm` experts path, whose shapes are static: every token goes to its top-k
 experts (k x tokens rows), so the bytes do not depend on how the router balances them.

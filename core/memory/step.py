@@ -105,6 +105,22 @@ class TracedModel:
         except TRACE_FAILURES as exc:
             raise _refusal(exc, guessed=self.tracker.guessed) from None
 
+    @one_at_a_time
+    def first_steps_log(self, batch_size: int, seq_len: int, *, steps: int) -> list[int]:
+        """Every allocation and free of a run's first `steps` steps, from the weights on (the optimizer makes its
+        states inside the first step, between that step's frees): what the caching allocator sees from the start
+        (`core.memory.allocator.replay`)."""
+        self.tracker = AllocationTracker(lambda s: self.sizes.get(s._cdata, s.nbytes()))
+        self.optimizer.state.clear()
+        with warnings.catch_warnings(), _kernels(self.spec), self.fake:
+            warnings.simplefilter("ignore")
+            self.tracker.adopt([*self.model.parameters(), *self.model.buffers(), *self.placeholders], WEIGHTS)
+            with self.tracker:
+                for _ in range(steps):
+                    inputs = _inputs(self.key, batch_size, seq_len, task_ids=self.task_ids)
+                    _run_step(self.model, self.optimizer, self.trained, inputs, spec=self.spec, tracker=self.tracker)
+        return self.tracker.log
+
     def _trace(self, batch_size: int, seq_len: int) -> Timeline:
         self.tracker = AllocationTracker(lambda s: self.sizes.get(s._cdata, s.nbytes()))
         with warnings.catch_warnings(), _kernels(self.spec), self.fake:

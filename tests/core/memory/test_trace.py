@@ -367,3 +367,20 @@ def test_the_step_log_holds_every_allocation_and_free_the_timeline_counts() -> N
     replayed = replay(log)
     assert peak <= replayed.allocated <= replayed.reserved
 
+
+
+def test_a_runs_first_steps_make_the_optimizer_states_inside_the_first_and_reuse_cached_blocks_after() -> None:
+    """The log of a run's first steps starts from the weights alone: the first step adds the optimizer's states,
+    later steps allocate what the first freed, so a second step reserves at least the first's and a third
+    no more than the second's (the allocator replays them from its cache)."""
+    from core.memory.allocator import replay
+
+    traced = TracedModel(_tiny(), MethodChoice("fft"), SPEC, None)
+    one, two, three = (replay(traced.first_steps_log(2, 16, steps=n)) for n in (1, 2, 3))
+    states = sum(v.numel() * v.element_size() for state in traced.optimizer.state.values()
+                 for v in state.values() if isinstance(v, torch.Tensor))
+    assert states > 0
+    assert one.allocated <= two.allocated == three.allocated
+    assert one.reserved <= two.reserved == three.reserved
+    steady = timeline_peaks(traced.trace(2, 16)).bytes.sum(axis=1).max()
+    assert two.allocated >= steady
