@@ -60,7 +60,19 @@ class Scenario:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        """Questionable but estimable inputs, e.g. a sequence longer than the model's position table."""
+        """Questionable but estimable inputs (a sequence longer than the model's position table), and what the
+        engine models by arithmetic instead of tracing (sharding)."""
+        return tuple(filter(None, (self._past_positions(), self._sharding_note())))
+
+    def _sharding_note(self) -> str:
+        setup = self.training
+        if setup.sharding == "none" or setup.gpus < 2:
+            return ""
+        return (f"--sharding {setup.sharding} on {setup.gpus} GPUs is modelled by arithmetic over a one-GPU traced "
+                "step (partitioned optimizer states, gradients and weights; gathered blocks in flight), not traced "
+                "as a sharded step")
+
+    def _past_positions(self) -> str:
         limit = self.model.max_positions
         if limit is not None and self.training.seq_len > limit:
             factor = self.training.seq_len / limit
@@ -68,5 +80,5 @@ class Scenario:
                     f"{factor:.2f}x (rope_scaling, e.g. {{\"rope_type\": \"yarn\", \"factor\": {math.ceil(factor)}}})"
                     if "rope_theta" in self.model.config_dict or "rope_scaling" in self.model.config_dict else "")
             return (f"--seq-len {self.training.seq_len} exceeds {self.model.name}'s maximum of {limit} positions; "
-                    f"estimated anyway, but the model was not trained for it{rope}",)
-        return ()
+                    f"estimated anyway, but the model was not trained for it{rope}")
+        return ""

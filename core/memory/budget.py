@@ -27,7 +27,7 @@ from core.memory.gpus import Gpu, find_gpu
 from core.memory.overhead import OVERHEAD
 from core.memory.profile import StepProfile, step_profile
 from core.memory.setup import PAGED_OPTIMIZERS, SHARDINGS, TrainingSetup
-from core.memory.spec import CATEGORIES, GRADIENTS, OPTIMIZER, PHASES, TEMPORARIES, WEIGHTS, StepSpec
+from core.memory.spec import ACTIVATIONS, CATEGORIES, GRADIENTS, OPTIMIZER, PHASES, TEMPORARIES, WEIGHTS, StepSpec
 from core.memory.throughput import TrainingTime, flops_per_token, recompute_flops_per_token, training_time
 from core.registry import MethodChoice
 from core.skeleton_key import SkeletonKey
@@ -49,7 +49,7 @@ SHARDED_TERMS: dict[str, tuple[str, ...]] = {
 }
 MAX_BATCH = 1 << 20
 REDUCE_BUCKET_ELEMENTS = 500_000_000  # DeepSpeed's default reduce_bucket_size
-_BACKWARD, _CLIP, _OPTIMIZER = (PHASES.index(p) for p in ("backward", "clip", "optimizer"))
+_FORWARD, _BACKWARD, _CLIP, _OPTIMIZER = (PHASES.index(p) for p in ("forward", "backward", "clip", "optimizer"))
 _COMPUTE = [PHASES.index("forward"), _BACKWARD]
 
 
@@ -180,6 +180,7 @@ class Sizer:
     profile: StepProfile
     master_bytes: int
     setup: TrainingSetup
+    autocast_cache: int  # torch.autocast's half-precision copies of the trained weights, held through the forward
     root_bytes: int  # what no block holds, in the compute dtype: FSDP's root unit, gathered
     largest_root_bytes: int  # the largest module no block holds, in the compute dtype: gathered alone by ZeRO-3
     # phase peaks by (batch, length): the fit searches (largest batch, fewest GPUs per mode) reuse them
@@ -193,7 +194,8 @@ class Sizer:
         if shape not in self._peaks:
             self._peaks[shape] = self.profile.phase_peaks(*shape).bytes
         per_gpu = _distribute(self._peaks[shape], setup, n, self.profile.block_bytes, master=self.master_bytes,
-                              root=self.root_bytes, largest_root=self.largest_root_bytes)
+                              root=self.root_bytes, largest_root=self.largest_root_bytes,
+                              autocast_cache=self.autocast_cache)
         paged = 0
         if setup.optimizer in PAGED_OPTIMIZERS:  # its states live in unified memory (see MemoryBreakdown)
             paged = round(per_gpu[:, OPTIMIZER].max())
@@ -207,7 +209,7 @@ class Sizer:
 
 
 def _distribute(peaks: np.ndarray, setup: TrainingSetup, gpus: int, block: np.ndarray, *, master: int,
-                root: int, largest_root: int) -> np.ndarray:
+                root: int, largest_root: int, autocast_cache: int = 0) -> np.ndarray:
     """Per-phase per-GPU bytes under the setup's data parallelism (see the module docstring)."""
     out = peaks.copy()
     mode = setup.sharding
@@ -216,6 +218,11 @@ def _distribute(peaks: np.ndarray, setup: TrainingSetup, gpus: int, block: np.nd
         if gpus > 1:
             out[:, GRADIENTS] += grads  # DDP's bucket copies
         return out
+    # Sharded engines run their own mixed precision, not torch.autocast (FSDP's MixedPrecisionPolicy casts each
+    # unit as it gathers it; DeepSpeed holds bf16/fp16 weights and accelerate adds no autocast around it), so the
+    # single-GPU trace's autocast cache, a half-precision copy of every trained weight held to the forward's end
+    # (131 GiB for Llama-3.1-70B), is not there.
+    out[_FORWARD, ACTIVATIONS] = max(out[_FORWARD, ACTIVATIONS] - autocast_cache, 0)
     out[:, OPTIMIZER] /= gpus
     out[_OPTIMIZER, TEMPORARIES] /= gpus
     if mode in ("zero2", "zero3", "fsdp"):
@@ -262,7 +269,10 @@ def sizer(key: SkeletonKey, choice: MethodChoice, count: ParameterCount, setup: 
         raise InputError(f"--seq-len {setup.seq_len} exceeds the {shape.learned_positions} positions of "
                          f"{key.model.name}'s learned position table: a longer sequence indexes past it and the run "
                          f"fails; use --seq-len {shape.learned_positions} or less")
-    return Sizer(profile, master, setup, shape.root_params * element, shape.largest_root_params * element)
+    # autocast caches a half-precision copy of each weight that requires grad on its first use in the forward
+    # (torch/csrc/autograd/autocast_mode.cpp, `cached_cast`): the trained weights, in the compute dtype
+    cache = count.trainable_params * element if setup.mixed else 0
+    return Sizer(profile, master, setup, cache, shape.root_params * element, shape.largest_root_params * element)
 
 
 def remembered_profile(key: SkeletonKey, choice: MethodChoice, spec: StepSpec) -> StepProfile:

@@ -61,3 +61,11 @@ def test_a_sequence_beyond_the_positions_warns_with_the_rope_factor_needed() -> 
     scenario = Scenario(resolve_model("llama-2-7b"), (MethodChoice("lora"),), training=TrainingSetup(seq_len=16384))
     (warning,) = scenario.warnings
     assert "maximum of 4096 positions" in warning and "4.00x" in warning
+
+
+def test_a_sharded_setup_says_its_sharding_is_arithmetic_not_traced() -> None:
+    model = resolve_model("llama-2-7b")
+    sharded = Scenario(model, (MethodChoice("lora"),), training=TrainingSetup(gpus=8, sharding="zero3"))
+    (note,) = sharded.warnings
+    assert note.startswith("--sharding zero3 on 8 GPUs is modelled by arithmetic") and "not traced" in note
+    assert not Scenario(model, (MethodChoice("lora"),), training=TrainingSetup(gpus=8)).warnings

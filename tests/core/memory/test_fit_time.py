@@ -271,3 +271,26 @@ def test_zero3_gathers_an_embedding_that_outweighs_a_block_with_its_neighbour() 
     out = _distribute(peaks, setup, 8, block, master=0, root=parts.root_bytes, largest_root=parts.largest_root_bytes)
     weights, forward, clip = CATEGORIES.index("weights"), PHASES.index("forward"), PHASES.index("clip")
     assert out[forward, weights] - out[clip, weights] == pytest.approx(parts.largest_root_bytes + block[weights])
+
+
+def test_sharded_engines_hold_no_autocast_copy_of_every_weight() -> None:
+    """Under AMP one GPU's forward holds torch.autocast's half-precision copy of every trained weight; FSDP and
+    DeepSpeed run their own mixed precision, so a sharded forward does not (Llama-3.1-70B full fine-tuning with
+    ZeRO-3 on 8 GPUs was charged 137 GiB of forward activations per GPU, a bf16 copy of all 70B weights)."""
+    key = SkeletonKey(resolve_model("llama-2-7b"), "causal-lm", 2)
+    choice = MethodChoice("fft")
+    count = count_parameters(key, choice)
+    setup = TrainingSetup(seq_len=512, precision="bf16-mixed", gradient_checkpointing=True)
+    parts = sizer(key, choice, count, setup, "none")
+    forward = PHASES.index("forward")
+    single = parts.profile.phase_peaks(1, 512).bytes[forward, CATEGORIES.index("activations")]
+    assert single > count.trainable_params * 2  # the autocast cache is in the single-GPU trace
+    for mode in ("zero1", "zero3", "fsdp"):
+        sharded = _distribute(parts.profile.phase_peaks(1, 512).bytes, replace(setup, gpus=8, sharding=mode), 8,
+                              parts.profile.block_bytes, master=parts.master_bytes, root=parts.root_bytes,
+                              largest_root=parts.largest_root_bytes, autocast_cache=parts.autocast_cache)
+        assert sharded[forward, CATEGORIES.index("activations")] == single - count.trainable_params * 2, mode
+    ddp = parts.breakdown(setup=replace(setup, gpus=8))  # DDP runs AMP: the cache stays
+    assert ddp.to_dict()["activations"] >= 0 and parts.autocast_cache == count.trainable_params * 2
+    true = sizer(key, choice, count, replace(setup, precision="bf16-true"), "none")
+    assert true.autocast_cache == 0
