@@ -102,6 +102,17 @@ def total(rows: np.ndarray) -> float:
     return float(rows.sum(axis=1).max())
 
 
+def method_choice(method: str, **knobs: object) -> MethodChoice:
+    """LoRA and DoRA on every linear layer: peft has no default targets for several families (Gemma 3, Phi-3,
+    OLMo 2, SmolLM3, the MoEs), and all-linear is what practitioners pass. QLoRA without dropout: peft's adapter
+    for fused MoE experts refuses any."""
+    if method in ("lora", "dora"):
+        knobs = {"targets": "all-linear", **knobs}
+    if method == "qlora":
+        knobs = {"dropout": 0.0, **knobs}
+    return MethodChoice(method, **knobs)
+
+
 def first(text: object, chars: int = 80) -> str:
     lines = str(text).strip().splitlines()
     return lines[0][:chars] if lines else ""
@@ -112,7 +123,7 @@ def compare(case: Case, seed: int) -> None:
     from core.memory.step import trace_step
 
     began = time.perf_counter()
-    choice, spec = MethodChoice(case.method), step_spec(case.method, case.checkpointing)
+    choice, spec = method_choice(case.method), step_spec(case.method, case.checkpointing)
     batch, seq = case.shape = random_shape(seed, case.name, case.limit)
     head = f"{case.model:<18} {case.method:<14} {'on' if case.checkpointing else 'off':<4} {batch:>2} x {seq:<6}"
     try:
@@ -220,7 +231,7 @@ def gradient_bound(case: Case) -> tuple[str, float | None]:
     if case.method == "fft":
         return "weights", None
     try:
-        trainable = count_parameters(case.key, MethodChoice(case.method)).trainable_params
+        trainable = count_parameters(case.key, method_choice(case.method)).trainable_params
     except Exception as exc:
         case.notes.append(f"(c) skipped, no parameter count: {first(exc)}")
         return "skip", None
@@ -263,7 +274,7 @@ def rank_sweep(cases: list[Case]) -> tuple[list[str], int]:
         values: list[float] = []
         try:
             for rank in RANKS:
-                profile = StepProfile(case.key, MethodChoice("lora", rank=rank), step_spec("lora", case.checkpointing))
+                profile = StepProfile(case.key, method_choice("lora", rank=rank), step_spec("lora", case.checkpointing))
                 values.append(total(profile.phase_peaks(batch, seq).bytes))
         except Exception as exc:
             print(f"(d) {case.name}: rank {RANKS[len(values)]}: {type(exc).__name__}: {first(exc, 200)}", flush=True)

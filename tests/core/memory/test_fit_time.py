@@ -294,3 +294,14 @@ def test_sharded_engines_hold_no_autocast_copy_of_every_weight() -> None:
     assert ddp.to_dict()["activations"] >= 0 and parts.autocast_cache == count.trainable_params * 2
     true = sizer(key, choice, count, replace(setup, precision="bf16-true"), "none")
     assert true.autocast_cache == 0
+
+
+@pytest.mark.parametrize("method", ["fft", "lora"])
+def test_per_gpu_memory_never_grows_with_the_gpus_a_mode_shards_over(method: str) -> None:
+    key = SkeletonKey(resolve_model("llama-2-7b"), "causal-lm", 2)
+    choice = MethodChoice(method)
+    setup = TrainingSetup(batch_size=2, seq_len=1024, gradient_checkpointing=True)
+    parts = sizer(key, choice, count_parameters(key, choice), setup, "none")
+    for mode in ("zero1", "zero2", "zero3", "fsdp"):
+        devices = [parts.breakdown(setup=replace(setup, gpus=n, sharding=mode)).device for n in (2, 4, 8, 64, 512)]
+        assert devices == sorted(devices, reverse=True), (mode, devices)
