@@ -138,10 +138,19 @@ def is_head(name: str) -> bool:
 Signature = tuple[object, ...]
 
 
-def _signature(block: nn.Module, attention_type: bool) -> Signature:
+# Per-layer settings a config gives blocks of one class, which memory follows: sliding-window against global
+# attention (Gemma 2/3's `is_sliding`, `layer_types` as `attention_type`: sliding layers take the masked path
+# beyond the window) and layers without RoPE (SmolLM3's `no_rope_layers`, `use_rope`).
+LAYER_SETTINGS = ("attention_type", "layer_type", "is_sliding", "use_rope")
+
+
+def _signature(block: nn.Module, layer_settings: bool) -> Signature:
     """What makes two blocks interchangeable: class, parameter names and shapes (and, when asked, the
-    attention type a config's `layer_types` gives the block: sliding-window layers save less)."""
-    kind = getattr(block, "attention_type", None) if attention_type else None
+    `LAYER_SETTINGS` the block or its submodules hold)."""
+    kind = None
+    if layer_settings:
+        kind = tuple((name, value) for m in block.modules() for name in LAYER_SETTINGS
+                     if isinstance(value := getattr(m, name, None), str | bool | int))
     return (type(block).__name__, kind, *((name, tuple(p.shape)) for name, p in block.named_parameters()))
 
 
@@ -185,7 +194,7 @@ class BlockStack:
         return tuple(seen.values())
 
 
-def stack_plans(model: nn.Module, *, attention_type: bool = False) -> tuple[BlockStack, ...]:
+def stack_plans(model: nn.Module, *, layer_settings: bool = False) -> tuple[BlockStack, ...]:
     """Top-level stacks of transformer blocks whose blocks repeat (a kind recurs beyond the base prefix).
 
     A stack is a ModuleList of at least 4 modules, not inside another stack; blocks are grouped into kinds by
@@ -198,7 +207,7 @@ def stack_plans(model: nn.Module, *, attention_type: bool = False) -> tuple[Bloc
         if any(name.startswith(f"{outer.name}.") for outer in stacks):
             continue
         numbering: dict[Signature, int] = {}
-        kinds = tuple(numbering.setdefault(_signature(b, attention_type), len(numbering)) for b in module)
+        kinds = tuple(numbering.setdefault(_signature(b, layer_settings), len(numbering)) for b in module)
         stack = BlockStack(name, kinds)
         if stack.base < stack.depth:
             stacks.append(stack)
@@ -221,7 +230,7 @@ Measure = Callable[[dict[str, int] | None], Sequence[int]]
 @one_at_a_time
 def skeleton_stacks(key: SkeletonKey) -> tuple[BlockStack, ...]:
     """`stack_plans` of the cached skeleton of `key` (computed once: it reads every block's parameters)."""
-    return stack_plans(skeleton(key))
+    return stack_plans(skeleton(key), layer_settings=True)
 
 
 def extrapolate(stacks: tuple[BlockStack, ...], measure: Measure) -> tuple[int, ...]:

@@ -81,3 +81,22 @@ def test_a_length_beyond_the_sliding_window_is_answered_on_the_path_it_takes(tmp
     assert totals[5000] > totals[4096]
     assert sliding_window({"sliding_window": 131072, "use_sliding_window": False}) is None
     assert sliding_window({"text_config": {"sliding_window": 1024}}) == 1024
+
+
+def test_blocks_the_config_sets_apart_are_other_kinds(tmp_path: Path) -> None:
+    """Gemma 3's sliding and global layers, and SmolLM3's layers without RoPE, share a class and parameters but
+    not memory (beyond the window the sliding layers take the masked path): each is its own kind, so their
+    copies are traced apart and the full depth counts each kind as many times as the model holds it."""
+    from core.skeleton import skeleton_stacks
+
+    smol = SkeletonKey(resolve_model("smollm3-3b"), "causal-lm", 2)
+    (stack,) = skeleton_stacks(smol)
+    assert stack.kinds[:8] == (0, 0, 0, 1, 0, 0, 0, 1)  # every 4th layer without RoPE
+    gemma3 = SkeletonKey(resolve_model("gemma-3-12b"), "causal-lm", 2)
+    text = next(s for s in skeleton_stacks(gemma3) if s.name.endswith("language_model.layers"))
+    assert text.kinds[:12] == (0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1)  # five sliding layers, then a global one
+    choice, spec = MethodChoice("lora", targets="all-linear"), StepSpec("bf16-mixed", "adamw", "sdpa", True, "none")
+    shallow = _shallow(tmp_path, "HuggingFaceTB--SmolLM3-3B", 9)  # no_rope_layer_interval: 4
+    direct = timeline_peaks(trace_step(shallow, choice, spec, batch_size=1, seq_len=9000, keep_blocks=None))
+    np.testing.assert_allclose(StepProfile(shallow, choice, spec).phase_peaks(1, 9000).bytes, direct.bytes,
+                               rtol=1e-4, atol=4096)  # clip's per-tensor norms differ by a few hundred bytes
