@@ -73,16 +73,10 @@ class FittedTimeline:
         self.by_phase = _phase_indices(phase)
 
     @classmethod
-    def fit(cls, timelines: dict[tuple[int, int], Timeline]) -> FittedTimeline:
-        """Fit every event of aligned timelines, then keep only the events that can be a phase's peak."""
-        points = list(timelines)
-        first = timelines[points[0]]
-        design = np.array([_basis(b, s) for b, s in points])
-        values = np.stack([timelines[p].live.reshape(-1) for p in points]).astype(np.float64)
-        coef, *_ = np.linalg.lstsq(design, values, rcond=None)
-        coef = np.round(coef.reshape(len(design[0]), *first.live.shape), 6)  # (basis, events, categories)
-        keep = _undominated(coef.sum(axis=2), first.phase)
-        return cls(coef[:, keep, :], first.phase[keep])
+    def peaks_of(cls, coef: np.ndarray, phase: np.ndarray) -> FittedTimeline:
+        """Only the events of fitted coefficients (basis, events, categories) that can be a phase's peak."""
+        keep = _undominated(coef.sum(axis=2), phase)
+        return cls(coef[:, keep, :], phase[keep])
 
     def live(self, batch: int, seq: int) -> np.ndarray:
         weights = np.array(_basis(batch, seq))
@@ -172,11 +166,9 @@ class StepProfile:
             timelines = {(b, s): model.trace(b, s) for b, s in DESIGN}
             if len({t.ops.tobytes() for t in timelines.values()}) != 1:
                 return variants, None, None  # the op sequence depends on the shape: trace each shape instead
-            fitted.append(FittedTimeline.fit(timelines))
             aligned.append(_coefficients(timelines))
-        coef, phase = full_depth(plan, aligned)
-        keep = _undominated(coef.sum(axis=2), phase)
-        return variants, fitted, FittedTimeline(coef[:, keep, :], phase[keep])
+            fitted.append(FittedTimeline.peaks_of(aligned[-1].coef, aligned[-1].phase))
+        return variants, fitted, FittedTimeline.peaks_of(*full_depth(plan, aligned))
 
     def _trace(self, batch: int, seq: int, blocks: dict[str, int] | None) -> Timeline:
         from core.memory.step import trace_step
@@ -249,6 +241,9 @@ class GrowthPlan:
 
     variants: list[tuple[int, dict[str, int] | None]]
     steps: tuple[tuple[int, int, int], ...]
+
+
+MIN_BASE = 2  # a 1-block copy takes other paths (prefix tuning's per-layer cache) than deeper ones
 
 
 def growth_plan(stacks: tuple[BlockStack, ...], choice: MethodChoice) -> GrowthPlan:
@@ -390,9 +385,6 @@ def full_depth(plan: GrowthPlan, copies: list[AlignedTimeline]) -> tuple[np.ndar
             coefs.append(base.coef[:, before.clip(0), :] + delta + others + (copies_ - 1) * added[step][:, anchor, :])
             phases.append(grown.phase[new])
     return np.concatenate(coefs, axis=1), np.concatenate(phases)
-
-
-MIN_BASE = 2  # a 1-block copy takes other paths (prefix tuning's per-layer cache) than deeper ones
 
 
 def _blocks_id(blocks: dict[str, int] | None) -> tuple[tuple[str, int], ...]:
