@@ -370,7 +370,7 @@ def full_depth(plan: GrowthPlan, copies: list[AlignedTimeline]) -> tuple[np.ndar
     weights = np.array([copies_ for copies_, _, _ in plan.steps], dtype=np.float64)
     at_base = base.coef + np.tensordot(weights, np.stack(added), axes=1)
     coefs, phases = [at_base], [base.phase]
-    for step, (copies_, grown_index, shorter_index) in enumerate(plan.steps):
+    for step, (_, grown_index, shorter_index) in enumerate(plan.steps):
         grown, shorter = copies[grown_index], copies[shorter_index]
         grown_from_shorter, in_shorter = step_maps[step]
         new = np.flatnonzero(grown_from_shorter < 0)
@@ -379,10 +379,12 @@ def full_depth(plan: GrowthPlan, copies: list[AlignedTimeline]) -> tuple[np.ndar
         # the shorter copy's event just before each new event, and the base events around it
         before_short = _filled(np.where(grown_from_shorter >= 0, grown_from_shorter, -1))[new]
         before = np.searchsorted(in_shorter, before_short, side="right") - 1
+        # the base before the new event, plus what the added block holds at it
+        inside = base.coef[:, before.clip(0), :] + grown.coef[:, new, :] - shorter.coef[:, before_short, :]
         for anchor in (np.maximum(before, 0), np.minimum(before + 1, n_base - 1)):
-            others = at_base[:, anchor, :] - base.coef[:, anchor, :] - copies_ * added[step][:, anchor, :]
-            delta = grown.coef[:, new, :] - shorter.coef[:, before_short, :]
-            coefs.append(base.coef[:, before.clip(0), :] + delta + others + (copies_ - 1) * added[step][:, anchor, :])
+            # the other kinds' blocks, and this kind's other copies - 1 blocks, as they stand around the event
+            others = at_base[:, anchor, :] - base.coef[:, anchor, :] - added[step][:, anchor, :]
+            coefs.append(inside + others)
             phases.append(grown.phase[new])
     return np.concatenate(coefs, axis=1), np.concatenate(phases)
 

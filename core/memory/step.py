@@ -100,39 +100,36 @@ class TracedModel:
     @one_at_a_time
     def trace(self, batch_size: int, seq_len: int) -> Timeline:
         """The allocation timeline of one steady-state step on a micro-batch of this shape."""
-        try:
-            return self._trace(batch_size, seq_len)
-        except TRACE_FAILURES as exc:
-            raise _refusal(exc, guessed=self.tracker.guessed) from None
+        return self._traced(batch_size, seq_len, steps=1, warm=True).timeline()
 
     @one_at_a_time
     def first_steps_log(self, batch_size: int, seq_len: int, *, steps: int) -> list[int]:
         """Every allocation and free of a run's first `steps` steps, from the weights on (the optimizer makes its
         states inside the first step, between that step's frees): what the caching allocator sees from the start
         (`core.memory.allocator.replay`)."""
-        self.tracker = AllocationTracker(lambda s: self.sizes.get(s._cdata, s.nbytes()))
-        self.optimizer.state.clear()
-        with warnings.catch_warnings(), _kernels(self.spec), self.fake:
-            warnings.simplefilter("ignore")
-            self.tracker.adopt([*self.model.parameters(), *self.model.buffers(), *self.placeholders], WEIGHTS)
-            with self.tracker:
-                for _ in range(steps):
-                    inputs = _inputs(self.key, batch_size, seq_len, task_ids=self.task_ids)
-                    _run_step(self.model, self.optimizer, self.trained, inputs, spec=self.spec, tracker=self.tracker)
-        return self.tracker.log
+        return self._traced(batch_size, seq_len, steps=steps, warm=False).log
 
-    def _trace(self, batch_size: int, seq_len: int) -> Timeline:
-        self.tracker = AllocationTracker(lambda s: self.sizes.get(s._cdata, s.nbytes()))
-        with warnings.catch_warnings(), _kernels(self.spec), self.fake:
-            warnings.simplefilter("ignore")
-            inputs = _inputs(self.key, batch_size, seq_len, task_ids=self.task_ids)
-            if "task_ids" in inputs:
-                self.tracker.know(inputs["task_ids"], 0)  # one task: every example's id is 0
-            self.tracker.adopt([*self.model.parameters(), *self.model.buffers(), *self.placeholders], WEIGHTS)
-            self.tracker.adopt(_optimizer_tensors(self.optimizer), OPTIMIZER)
-            with self.tracker:
-                _run_step(self.model, self.optimizer, self.trained, inputs, spec=self.spec, tracker=self.tracker)
-        return self.tracker.timeline()
+    def _traced(self, batch_size: int, seq_len: int, *, steps: int, warm: bool) -> AllocationTracker:
+        """Run `steps` steps under a fresh tracker: from a warmed optimizer (its states exist already) or from
+        none (the first step makes them)."""
+        try:
+            self.tracker = AllocationTracker(lambda s: self.sizes.get(s._cdata, s.nbytes()))
+            if not warm:
+                self.optimizer.state.clear()
+            with warnings.catch_warnings(), _kernels(self.spec), self.fake:
+                warnings.simplefilter("ignore")
+                inputs = _inputs(self.key, batch_size, seq_len, task_ids=self.task_ids)
+                if "task_ids" in inputs:
+                    self.tracker.know(inputs["task_ids"], 0)  # one task: every example's id is 0
+                self.tracker.adopt([*self.model.parameters(), *self.model.buffers(), *self.placeholders], WEIGHTS)
+                self.tracker.adopt(_optimizer_tensors(self.optimizer), OPTIMIZER)
+                with self.tracker:
+                    for _ in range(steps):
+                        _run_step(self.model, self.optimizer, self.trained, inputs, spec=self.spec,
+                                  tracker=self.tracker)
+        except TRACE_FAILURES as exc:
+            raise _refusal(exc, guessed=self.tracker.guessed) from None
+        return self.tracker
 
 
 def trace_step(key: SkeletonKey, choice: MethodChoice, spec: StepSpec, *, batch_size: int, seq_len: int,

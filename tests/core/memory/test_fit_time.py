@@ -290,8 +290,11 @@ def test_sharded_engines_hold_no_autocast_copy_of_every_weight() -> None:
                               parts.profile.block_bytes, master=parts.master_bytes, root=parts.root_bytes,
                               largest_root=parts.largest_root_bytes, autocast_cache=parts.autocast_cache)
         assert sharded[forward, CATEGORIES.index("activations")] == single - count.trainable_params * 2, mode
-    ddp = parts.breakdown(setup=replace(setup, gpus=8))  # DDP runs AMP: the cache stays
-    assert ddp.to_dict()["activations"] >= 0 and parts.autocast_cache == count.trainable_params * 2
+    ddp = _distribute(parts.profile.phase_peaks(1, 512).bytes, replace(setup, gpus=8), 8, parts.profile.block_bytes,
+                      master=parts.master_bytes, root=parts.root_bytes, largest_root=parts.largest_root_bytes,
+                      autocast_cache=parts.autocast_cache)
+    assert ddp[forward, CATEGORIES.index("activations")] == single  # DDP runs AMP: the cache stays
+    assert parts.autocast_cache == count.trainable_params * 2
     true = sizer(key, choice, count, replace(setup, precision="bf16-true"), "none")
     assert true.autocast_cache == 0
 
