@@ -12,10 +12,12 @@ import pandas as pd
 from app.charts import CAPACITY_COLOR, method_color_scale
 from core.units import GIB
 
-# The traced categories at the step's peak, then the device-level overhead (allocator, CUDA context, NCCL).
-COMPONENTS = ("weights", "gradients", "optimizer", "activations", "temporaries", "overhead")
-# Tableau 10's blue, orange, green, purple, olive and grey (Tableau Software): no red, kept for the capacity rule.
-COMPONENT_COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#edc948", "#bab0ac")
+# The traced categories at the step's peak, then what the caching allocator holds beyond them (cached) and what
+# the device holds outside the allocator (CUDA context, NCCL buffers).
+COMPONENTS = ("weights", "gradients", "optimizer", "activations", "temporaries", "cached", "context")
+# Tableau 10's blue, orange, green, purple, olive, brown and grey (Tableau Software): no red, kept for the
+# capacity rule.
+COMPONENT_COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#edc948", "#9c755f", "#bab0ac")
 
 
 def breakdown_frame(rows: list[tuple[str, str, dict[str, int]]]) -> pd.DataFrame:

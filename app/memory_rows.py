@@ -50,6 +50,7 @@ def method_rows(
             continue
         memory, fit = training.memory, training.fit
         row["peak, device (GiB)"] = memory.device / GIB
+        row["peak, reserved (GiB)"] = memory.reserved / GIB
         row["peak, allocated (GiB)"] = memory.allocated / GIB
         row["peak during"] = memory.phase
         if fit is not None:

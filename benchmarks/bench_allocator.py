@@ -1,15 +1,17 @@
-"""The published GPU runs replayed through the caching-allocator model: allocated, reserved and nvidia-smi figures.
+"""The published GPU runs against the engine's three peaks: allocated, reserved (the caching allocator replayed) and
+device (what nvidia-smi shows).
 
 For each run of data/gpu_measurements/published_2/cases.csv (published runs mapped to `estimate` flags; the
-sources are in sources.md beside it) the whole model is traced at the run's shape (every block, no
-extrapolation), every allocation and free of a run's first two steps (the optimizer makes its states inside
-the first, among that step's cached blocks) is replayed through `core.memory.allocator` (PyTorch's CUDA caching
-allocator, rule for rule), and the table prints the engine's allocated peak, the replay's
-allocated and reserved peaks, and reserved + the CUDA context prior of core/memory/overhead.py (what nvidia-smi
-shows), beside what was measured. Runs on several GPUs are listed but not replayed: their sharding is
-arithmetic over a single-GPU trace, not a traced step. Nothing here is fitted.
+sources are in sources.md beside it) the table prints what `python -m core estimate` answers (allocated, and
+reserved from the step's full-depth allocation log replayed through `core.memory.allocator`, PyTorch's CUDA
+caching allocator rule for rule; device adds the CUDA context prior of core/memory/overhead.py) beside what
+was measured, and the error of the figure that matches the measurement. Runs on several GPUs are arithmetic
+over the single-GPU trace (their reserved peak is the single-GPU replay's ratio, scaled). With `--direct`, each
+single-GPU run is also traced whole at its shape (every block, no extrapolation) and every allocation and free
+of its first two steps (the optimizer makes its states inside the first) replayed: the check that the engine's
+log, built from small copies, is the step's. Nothing here is fitted.
 
-    python benchmarks/bench_allocator.py
+    python benchmarks/bench_allocator.py [--direct]
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from core.errors import InputError, NotApplicableError  # noqa: E402
 from core.estimate import estimate  # noqa: E402
 from core.memory.allocator import replay  # noqa: E402
 from core.memory.budget import step_spec  # noqa: E402
-from core.memory.overhead import OVERHEAD  # noqa: E402
 from core.memory.quantization import check_quantization  # noqa: E402
+from core.memory.setup import TrainingSetup  # noqa: E402
 from core.memory.step import TracedModel  # noqa: E402
+from core.registry import MethodChoice  # noqa: E402
 from core.scenario import Scenario  # noqa: E402
 from core.units import GIB  # noqa: E402
 
@@ -50,11 +53,12 @@ def _measured(record: dict[str, str]) -> tuple[str, float, float | None]:
 
 
 def main() -> None:
+    direct = "--direct" in sys.argv[1:]
     start = time.perf_counter()
-    print("| run | measured | engine allocated | replay allocated | replay reserved | reserved + context "
-          "| error of the matching figure |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    errors: list[float] = []
+    print("| run | measured | allocated | reserved | device | reserved from | error of the matching figure |"
+          + (" direct trace: allocated / reserved |" if direct else ""))
+    print("|---|---|---:|---:|---:|---|---:|" + ("---:|" if direct else ""))
+    errors: dict[str, list[float]] = {"high": [], "all": []}
     with CASES.open(newline="") as handle:
         for record in csv.DictReader(handle):
             model = record["model"].replace("@configs/", str(CASES.parent / "configs") + "/")
@@ -62,31 +66,44 @@ def main() -> None:
             what, value, allocated_beside = _measured(record)
             measured = f"{what} {value:.2f}" + (f" (allocated {allocated_beside:.2f})" if allocated_beside else "")
             setup = training_from_args(args)
-            if setup.gpus > 1:
-                print(f"| {record['case']} | {measured} | sharded over {setup.gpus} GPUs: not replayed | | | | |")
-                continue
             try:
                 choices, _ = method_choices(args)
                 scenario = Scenario(model_from_args(args), tuple(choices), args.task or "", args.num_labels or 2,
                                     setup)
-                engine = estimate(scenario).methods[0].training
-                spec = step_spec(setup, check_quantization(choices[0], setup))
-                traced = TracedModel(scenario.skeleton_key, choices[0], spec, None)
-                peaks = replay(traced.first_steps_log(setup.batch_size, setup.seq_len, steps=STEPS))
+                training = estimate(scenario).methods[0].training
             except (InputError, NotApplicableError) as exc:
                 print(f"| {record['case']} | {measured} | refused: {str(exc)[:80]} | | | | |")
                 continue
-            device = peaks.reserved + OVERHEAD.cuda_context
-            figure = {"allocated": peaks.allocated, "reserved": peaks.reserved, "nvidia-smi": device}[what]
+            if training is None:
+                print(f"| {record['case']} | {measured} | not estimated | | | | |")
+                continue
+            memory = training.memory
+            figure = {"allocated": memory.allocated, "reserved": memory.reserved, "nvidia-smi": memory.device}[what]
             error = 100 * (figure / GIB - value) / value
-            errors.append(error)
-            allocated = engine.memory.allocated if engine else 0
-            print(f"| {record['case']} | {measured} | {allocated / GIB:.2f} | {peaks.allocated / GIB:.2f} | "
-                  f"{peaks.reserved / GIB:.2f} | {device / GIB:.2f} | {error:+.1f}% |", flush=True)
-    if errors:
-        absolute = [abs(e) for e in errors]
-        print(f"\n{len(errors)} runs replayed: median |error| {statistics.median(absolute):.1f}%, worst "
-              f"{max(absolute):.1f}%; {time.perf_counter() - start:.0f} s")
+            errors["all"].append(error)
+            if record["confidence"] == "high":
+                errors["high"].append(error)
+            line = (f"| {record['case']} | {measured} | {memory.allocated / GIB:.2f} | {memory.reserved / GIB:.2f} | "
+                    f"{memory.device / GIB:.2f} | {memory.reserved_from} | {error:+.1f}% |")
+            if direct:
+                line += f" {_direct(scenario, choices[0], setup)} |"
+            print(line, flush=True)
+    for name, values in errors.items():
+        if values:
+            absolute = [abs(e) for e in values]
+            print(f"\n{name} runs ({len(values)}): median |error| {statistics.median(absolute):.1f}%, worst "
+                  f"{max(absolute):.1f}%", end="")
+    print(f"; {time.perf_counter() - start:.0f} s")
+
+
+def _direct(scenario: Scenario, choice: MethodChoice, setup: TrainingSetup) -> str:
+    """Allocated / reserved GiB of the whole model traced at the run's shape and replayed ('' when sharded)."""
+    if setup.gpus > 1:
+        return ""
+    spec = step_spec(setup, check_quantization(choice, setup))
+    traced = TracedModel(scenario.skeleton_key, choice, spec, None)
+    peaks = replay(traced.first_steps_log(setup.batch_size, setup.seq_len, steps=STEPS))
+    return f"{peaks.allocated / GIB:.2f} / {peaks.reserved / GIB:.2f}"
 
 
 if __name__ == "__main__":

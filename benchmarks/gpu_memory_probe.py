@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.units import GIB
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from core.units import GIB  # noqa: E402
 
 OUT_DIR = ROOT / "data" / "gpu_measurements"
 SIZES: dict[str, dict[str, Any]] = {

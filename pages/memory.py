@@ -46,8 +46,9 @@ from core.units import GIB
 
 st.title("Memory fit")
 st.caption("Peak memory per GPU over one traced training step (forward, backward, clipping, optimizer step), split "
-           "into weights, gradients, optimizer states, activations, temporaries and device overhead, at the instant "
-           "of the peak. The real model class and peft wrapping run on fake tensors: no weights, no GPU.")
+           "into weights, gradients, optimizer states, activations, temporaries, what PyTorch's caching allocator "
+           "holds beyond them (the step's allocations replayed through a model of it) and the CUDA context, at the "
+           "instant of the peak. The real model class and peft wrapping run on fake tensors: no weights, no GPU.")
 try:
     model = model_picker()
 except InputError as exc:

@@ -1,8 +1,8 @@
 """What TuneWise predicts for the configuration a calibration run measures: the estimator's own answer
 (`core.memory.budget.estimate_training`) for the same model, head, method and `TrainingSetup`.
 
-On CUDA the estimate's `allocated` peak is what `torch.cuda.max_memory_allocated` measures, `reserved` (allocated
-under the fitted allocator model of `core.memory.overhead`) what `max_memory_reserved` measures, and the total
+On CUDA the estimate's `allocated` peak is what `torch.cuda.max_memory_allocated` measures, `reserved` (the step
+replayed through the caching-allocator model, `core.memory.steplog`) what `max_memory_reserved` measures, and the total
 (`device`) adds the CUDA context. On the CPU there is neither a caching allocator nor a CUDA context: the total
 is the allocated peak alone. The activations are the bytes the forward leaves for backward, traced on the whole model at
 the run's shape, with CUDA's attention kernels on CUDA and the CPU's own on the CPU (as the CPU probe runs).
@@ -17,7 +17,6 @@ from core.calibrate.spec import CalibrationSpec
 from core.counting import count_parameters
 from core.errors import NotApplicableError
 from core.memory.budget import estimate_training, step_spec
-from core.memory.overhead import OVERHEAD
 from core.memory.profile import saved_activations
 from core.memory.quantization import check_quantization
 from core.registry import MethodChoice
@@ -54,9 +53,9 @@ def predict(spec: CalibrationSpec, choice: MethodChoice, device: str) -> Predict
     breakdown = {k: v for k, v in memory.to_dict().items() if isinstance(v, int)}
     breakdown.update(states=memory.weights + memory.gradients + memory.optimizer, peak_allocated=memory.allocated)
     if device != "cuda":  # no caching allocator and no CUDA context on the CPU: the total is what was allocated
-        for gpu_only in ("overhead", "device"):
+        for gpu_only in ("cached", "context", "overhead", "reserved", "device"):
             del breakdown[gpu_only]
         breakdown["total"] = memory.allocated
         return Prediction(activations, memory.allocated, breakdown)
-    breakdown["peak_reserved"] = OVERHEAD.reserved(memory.allocated)
+    breakdown["peak_reserved"] = memory.reserved
     return Prediction(activations, memory.device, breakdown)

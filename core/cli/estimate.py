@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from core.estimate import EstimateReport, MethodEstimate
     from core.scenario import Scenario
 
-_MEMORY = ("weights", "gradients", "optimizer", "activations", "temporaries", "allocated", "device")
+_MEMORY = ("weights", "gradients", "optimizer", "activations", "temporaries", "allocated", "reserved", "device")
 _NOT_COLUMNS = ("input", "json", "help")  # flags of the command itself, not of a scenario
 _TRUE, _FALSE = ("yes", "true", "1", "on"), ("no", "false", "0", "off", "")
 
@@ -251,8 +251,8 @@ def _setup_text(t: dict[str, Any]) -> str:
 
 
 def _headers(with_fit: bool, with_time: bool) -> list[str]:
-    headers = ["method", "trainable", "share", "weights", "grads", "optim", "activ", "temp", "allocated", "device",
-               "peak at"]
+    headers = ["method", "trainable", "share", "weights", "grads", "optim", "activ", "temp", "allocated", "reserved",
+               "device", "peak at"]
     return headers + (["fits", "max batch"] if with_fit else []) + (["hours", "USD"] if with_time else [])
 
 
@@ -260,7 +260,8 @@ def render(report: EstimateReport) -> None:
     t = report.training
     print(f"{report.model} ({report.model_origin}, {report.task}) - {_setup_text(t)}; memory per GPU at the step's "
           "peak")
-    print("allocated: what torch.cuda.max_memory_allocated would show; device: what nvidia-smi shows (what must fit)")
+    print("allocated / reserved: what torch.cuda.max_memory_allocated / max_memory_reserved would show (reserved: "
+          "the step replayed through the caching allocator); device: what nvidia-smi shows (what must fit)")
     with_fit, with_time = bool(t.get("gpu")), bool(t.get("dataset_tokens"))
     headers = _headers(with_fit, with_time)
     print_table([*headers, "note"], [_row(m, with_fit, with_time, len(headers)) for m in report.methods])

@@ -14,7 +14,9 @@ The peak is the largest phase after that; the device level adds the allocator an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ import numpy as np
 from core.counting import ParameterCount, model_shape
 from core.errors import InputError, NotApplicableError
 from core.memory import cache
+from core.memory.allocator import ReplayPeaks
 from core.memory.gpus import Gpu, find_gpu
 from core.memory.overhead import OVERHEAD
 from core.memory.profile import StepProfile, step_profile
@@ -53,38 +56,63 @@ _FORWARD, _BACKWARD, _CLIP, _OPTIMIZER = (PHASES.index(p) for p in ("forward", "
 _COMPUTE = [PHASES.index("forward"), _BACKWARD]
 
 
+# How a breakdown's reserved peak was found, in words (`MemoryBreakdown.reserved_from`).
+RESERVED_SOURCES = {
+    "replay": "the step's every allocation and free replayed through PyTorch's caching allocator",
+    "scaled": "the single-GPU step's replayed reserved/allocated ratio, applied to this per-GPU peak (sharding "
+              "and offload are arithmetic over the single-GPU trace)",
+    "prior": "no allocation log for this step (its allocations depend on the shape, or its blocks are of several "
+             "kinds): reserved = allocated, the prior of core/memory/overhead.py",
+}
+
+
 @dataclass(frozen=True)
 class MemoryBreakdown:
     """Bytes on one GPU at the step's peak (`phase`): the allocator's five categories, whose sum is `allocated`
-    (what `torch.cuda.max_memory_allocated` shows), and `overhead`, what the device holds beyond them; `device`
-    (what nvidia-smi shows) is what must fit. `paged`: optimizer states a paged optimizer keeps in CUDA unified
-    memory, outside the caching allocator (so outside `allocated`) and moved to CPU memory when the GPU is full
-    (so not part of what must fit); 0 for every other optimizer."""
+    (what `torch.cuda.max_memory_allocated` shows); `cached`, what the caching allocator holds beyond them at its
+    reserved peak (`reserved`, what `torch.cuda.max_memory_reserved` shows; found as `reserved_from` says); and
+    `context`, the CUDA context and NCCL buffers outside the allocator. `device` (what nvidia-smi shows) is what
+    must fit. `paged`: optimizer states a paged optimizer keeps in CUDA unified memory, outside the caching
+    allocator (so outside `allocated`) and moved to CPU memory when the GPU is full (so not part of what must
+    fit); 0 for every other optimizer."""
 
     weights: int
     gradients: int
     optimizer: int
     activations: int
     temporaries: int
-    overhead: int
+    cached: int
+    context: int
     phase: str
     paged: int = 0
+    reserved_from: str = "replay"
 
     def __post_init__(self) -> None:
-        parts = (self.weights, self.gradients, self.optimizer, self.activations, self.temporaries, self.overhead,
-                 self.paged)
+        parts = (self.weights, self.gradients, self.optimizer, self.activations, self.temporaries, self.cached,
+                 self.context, self.paged)
         if min(parts) < 0:
             raise ValueError(f"negative memory term in {parts}")
         if self.phase not in PHASES:
             raise ValueError(f"unknown phase {self.phase!r}")
+        if self.reserved_from not in RESERVED_SOURCES:
+            raise ValueError(f"unknown source of the reserved peak {self.reserved_from!r}")
 
     @property
     def allocated(self) -> int:
         return self.weights + self.gradients + self.optimizer + self.activations + self.temporaries
 
     @property
+    def reserved(self) -> int:
+        return self.allocated + self.cached
+
+    @property
     def device(self) -> int:
-        return self.allocated + self.overhead
+        return self.reserved + self.context
+
+    @property
+    def overhead(self) -> int:
+        """What the device holds beyond the allocated bytes: the allocator's cache and the CUDA context."""
+        return self.cached + self.context
 
     @property
     def total(self) -> int:
@@ -92,7 +120,8 @@ class MemoryBreakdown:
         return self.device
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "allocated": self.allocated, "device": self.device, "total": self.total}
+        return {**asdict(self), "allocated": self.allocated, "reserved": self.reserved, "overhead": self.overhead,
+                "device": self.device, "total": self.total}
 
 
 @dataclass(frozen=True)
@@ -187,7 +216,9 @@ class Sizer:
     _peaks: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def breakdown(self, *, batch_size: int | None = None, gpus: int | None = None,
-                  setup: TrainingSetup | None = None) -> MemoryBreakdown:
+                  setup: TrainingSetup | None = None, replayed: bool = True) -> MemoryBreakdown:
+        """The per-GPU breakdown; `replayed=False` takes the reserved peak of a single-GPU step from the replay at
+        the setup's own shape, scaled (the searches over batch and length, refined by replays at their end)."""
         setup = setup or self.setup
         n = gpus or setup.gpus
         shape = (batch_size or setup.batch_size, setup.seq_len)
@@ -203,9 +234,31 @@ class Sizer:
         phase = int(np.argmax(per_gpu.sum(axis=1)))
         row = [round(v) for v in per_gpu[phase]]
         allocated = sum(row)
-        overhead = OVERHEAD.device(allocated, gpus=n) - allocated
-        return MemoryBreakdown(**dict(zip(CATEGORIES, row, strict=True)), overhead=overhead, phase=PHASES[phase],
-                               paged=paged)
+        single = n == 1 and setup.sharding == "none" and setup.offload == "none"
+        cached, source = self._cached(allocated, shape, exact=single and replayed)
+        return MemoryBreakdown(**dict(zip(CATEGORIES, row, strict=True)), cached=cached,
+                               context=OVERHEAD.context(gpus=n), phase=PHASES[phase], paged=paged,
+                               reserved_from=source)
+
+    def _cached(self, allocated: int, shape: tuple[int, int], *, exact: bool) -> tuple[int, str]:
+        """What the allocator holds beyond `allocated` at its reserved peak, and how that was found: the replay
+        of this shape's step (`exact`), or the reserved/allocated ratio of the replay at the setup's own shape."""
+        own = (self.setup.batch_size, self.setup.seq_len)
+        paged = self.setup.optimizer in PAGED_OPTIMIZERS
+        peaks = replayed_peaks(self.profile, *(shape if exact else own), paged=paged)
+        if peaks is None:
+            return OVERHEAD.reserved(allocated) - allocated, "prior"
+        if exact:
+            return max(peaks.reserved - allocated, 0), "replay"
+        return round(allocated * max(peaks.reserved / peaks.allocated - 1, 0)), "scaled"
+
+
+@lru_cache(maxsize=4096)
+def replayed_peaks(profile: StepProfile, batch: int, seq: int, *, paged: bool = False) -> ReplayPeaks | None:
+    """The allocator's peaks over a run's first steps at this shape, the optimizer states outside it when
+    `paged` (None when the step has no allocation log)."""
+    log = profile.allocation_log(seq)
+    return None if log is None else log.peaks(batch, seq, paged=paged)
 
 
 def _distribute(peaks: np.ndarray, setup: TrainingSetup, gpus: int, block: np.ndarray, *, master: int,
@@ -357,32 +410,60 @@ def unsuited_modes(single: MemoryBreakdown) -> dict[str, str]:
 
 
 def largest_batch(parts: Sizer, capacity: int) -> int:
-    """The largest micro-batch whose device peak fits (memory grows with the batch: exponential then binary
-    search over the fitted profile); 0 when not even one sequence fits."""
-    if parts.breakdown(batch_size=1).device > capacity:
-        return 0
-    low, high = 1, 2
-    while high < MAX_BATCH and parts.breakdown(batch_size=high).device <= capacity:
-        low, high = high, high * 2
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (mid, high) if parts.breakdown(batch_size=mid).device <= capacity else (low, mid)
-    return low
+    """The largest micro-batch whose device peak fits; 0 when not even one sequence fits. Memory grows with the
+    batch: an exponential then binary search with the reserved peak scaled from the replay at the setup's shape,
+    then the same search from there on the replayed peaks (a few replays)."""
+
+    def fits(batch: int, replayed: bool) -> bool:
+        return parts.breakdown(batch_size=batch, replayed=replayed).device <= capacity
+
+    return _refined(lambda batch: fits(batch, False), lambda batch: fits(batch, True), 1, MAX_BATCH)
+
+
+def _refined(scaled: Callable[[int], bool], replayed: Callable[[int], bool], low: int, high: int) -> int:
+    """The largest value in [low, high] that `replayed` accepts (low - 1 when none), searched first on the cheap
+    `scaled` and then, from its answer, on `replayed` (both grow false with the value)."""
+    first = _largest(scaled, low, high, low)
+    if first >= low and replayed(first):
+        return _largest(replayed, first, high, first)
+    return _largest(replayed, low, max(first - 1, low), max(first - 1, low) if first > low else low)
+
+
+def _largest(fits: Callable[[int], bool], low: int, high: int, start: int) -> int:
+    """The largest value in [low, high] that `fits` accepts, galloping from `start` (low - 1 when none)."""
+    if not fits(start):
+        step, top = 1, start
+        while top > low:  # gallop down to a value that fits
+            nxt = max(top - step, low)
+            if fits(nxt):
+                return _bisect(fits, nxt, top)
+            top, step = nxt, step * 2
+        return low - 1
+    step, bottom = 1, start
+    while bottom < high:  # gallop up to a value that does not fit
+        nxt = min(bottom + step, high)
+        if not fits(nxt):
+            return _bisect(fits, bottom, nxt)
+        bottom, step = nxt, step * 2
+    return bottom
+
+
+def _bisect(fits: Callable[[int], bool], good: int, bad: int) -> int:
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        good, bad = (mid, bad) if fits(mid) else (good, mid)
+    return good
 
 
 def longest_sequence(parts: Sizer, capacity: int) -> int:
-    """The longest sequence (a multiple of 64 from 64 tokens, else exact) whose micro-batch-1 step fits; 0: none."""
+    """The longest sequence (a multiple of 64 from 64 tokens, else exact) whose micro-batch-1 step fits; 0: none
+    (searched as `largest_batch` searches the batch)."""
 
-    def fits(length: int) -> bool:
-        return parts.breakdown(batch_size=1, setup=replace(parts.setup, seq_len=length)).device <= capacity
+    def fits(length: int, replayed: bool) -> bool:
+        setup = replace(parts.setup, seq_len=length)
+        return parts.breakdown(batch_size=1, setup=setup, replayed=replayed).device <= capacity
 
-    if not fits(1):
-        return 0
-    low, high = 1, parts.setup.seq_len
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (mid, high) if fits(mid) else (low, mid)
-    best = high if fits(high) else low
+    best = _refined(lambda n: fits(n, False), lambda n: fits(n, True), 1, parts.setup.seq_len)
     return best - best % 64 if best >= 64 else best
 
 

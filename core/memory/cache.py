@@ -37,12 +37,13 @@ if TYPE_CHECKING:
     from core.skeleton_key import SkeletonKey
 
 ENV_CACHE = "TUNEWISE_CACHE_DIR"
-TRACE_VERSION = "10"  # bump when the traced step or the fit changes what a profile holds
+TRACE_VERSION = "12"  # bump when the traced step or the fit changes what a profile holds
 ENGINE_PACKAGES = ("torch", "transformers", "peft")
 
 Fit = tuple[np.ndarray, np.ndarray]  # (coefficients, phases)
-# the copies traced, each copy's fitted events, and the full-depth model's events (None: traced per shape)
-Entry = tuple[list[tuple[int, dict[str, int] | None]], list[Fit] | None, Fit | None]
+# the copies traced, each copy's fitted events, the full-depth model's events (None: traced per shape) and the
+# full-depth step's allocation log as named arrays (`core.memory.steplog.AllocationLog`; None: it has none)
+Entry = tuple[list[tuple[int, dict[str, int] | None]], list[Fit] | None, Fit | None, dict[str, np.ndarray] | None]
 
 
 def cache_dir() -> Path | None:
@@ -103,13 +104,14 @@ def load(name: str) -> Entry | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             variants = [(int(w), k) for w, k in json.loads(str(data["variants"]))]
+            log = {name[4:]: data[name] for name in data.files if name.startswith("log_")} or None
             if not bool(data["fitted"]):
-                return variants, None, None
+                return variants, None, None, log
             fitted = [(data[f"coef{i}"], data[f"phase{i}"]) for i in range(len(variants))]
             full = (data["coef_full"], data["phase_full"])
     except (OSError, ValueError, KeyError):
         return None
-    return variants, fitted, full
+    return variants, fitted, full, log
 
 
 def has(name: str) -> bool:
@@ -143,9 +145,10 @@ def claim(name: str) -> Iterator[None]:
 
 def store(name: str, entry: Entry) -> None:
     """Write an entry atomically; a cache that cannot be written is skipped (the estimate stands)."""
-    variants, fitted, full = entry
+    variants, fitted, full, log = entry
     arrays: dict[str, np.ndarray] = {"variants": np.array(json.dumps(variants)),
                                      "fitted": np.array(fitted is not None and full is not None)}
+    arrays |= {f"log_{name}": array for name, array in (log or {}).items()}
     for i, (coef, phase) in enumerate(fitted or []):
         arrays[f"coef{i}"], arrays[f"phase{i}"] = coef, phase
     if full is not None:

@@ -1,6 +1,12 @@
-"""Device level: what `nvidia-smi` shows beyond the allocator's allocated peak, and what must fit the GPU.
+"""Device level: what `nvidia-smi` shows beyond the allocator's reserved peak, and what must fit the GPU.
 
-    device = allocated peak x (1 + fragmentation) + reserve + CUDA context (+ NCCL buffers on several GPUs)
+    device = reserved peak + CUDA context (+ NCCL buffers on several GPUs)
+
+The reserved peak is the step's allocation log replayed through the caching-allocator model
+(`core.memory.steplog`, `core.memory.allocator`). Only a step without a log (its op sequence depends on the
+shape, or its blocks are of several kinds) falls back on the prior below:
+
+    reserved = allocated peak x (1 + fragmentation) + reserve
 
 * fragmentation and reserve: PyTorch's caching allocator rounds blocks and keeps freed segments cached, so
   `max_memory_reserved` exceeds `max_memory_allocated`. Both are fitted to published reserved peaks
@@ -37,9 +43,13 @@ class DeviceOverhead:
         """The allocator's reserved peak for an allocated peak (what `max_memory_reserved` shows)."""
         return int(allocated * (1 + self.fragmentation) + self.reserve)
 
+    def context(self, *, gpus: int) -> int:
+        """What the GPU holds outside the allocator: the CUDA context, and NCCL buffers on several GPUs."""
+        return self.cuda_context + (self.nccl if gpus > 1 else 0)
+
     def device(self, allocated: int, *, gpus: int) -> int:
-        """What the GPU must hold: reserved peak, CUDA context, and NCCL buffers when training on several GPUs."""
-        return self.reserved(allocated) + self.cuda_context + (self.nccl if gpus > 1 else 0)
+        """What the GPU must hold by the prior: reserved peak, CUDA context, and NCCL buffers on several GPUs."""
+        return self.reserved(allocated) + self.context(gpus=gpus)
 
 
 OVERHEAD = DeviceOverhead()

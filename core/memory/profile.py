@@ -23,6 +23,7 @@ experts (k x tokens rows), so the bytes do not depend on how the router balances
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
@@ -37,6 +38,7 @@ from core.registry import MethodChoice
 
 if TYPE_CHECKING:  # the trace's modules import torch: only a cache miss (a trace) imports them
     from core.memory.spec import StepSpec
+    from core.memory.steplog import AllocationLog
     from core.memory.trace import Timeline
     from core.skeleton import BlockStack
     from core.skeleton_key import SkeletonKey
@@ -144,31 +146,41 @@ class StepProfile:
             with cache.claim(name):
                 cached = cache.load(name)  # traced by another process while this one waited
                 if cached is None:
-                    self.variants, self.fitted, self.full = self._fit()
+                    self.variants, self.fitted, self.full, self.log = self._fit()
                     fits = None if self.fitted is None else [(f.coef, f.phase) for f in self.fitted]
                     full = None if self.full is None else (self.full.coef, self.full.phase)
-                    cache.store(name, (self.variants, fits, full))
+                    cache.store(name, (self.variants, fits, full, None if self.log is None else self.log.arrays()))
                     return
+        from core.memory.steplog import AllocationLog
+
         self.variants = cached[0]
         self.fitted = None if cached[1] is None else [FittedTimeline(c, p) for c, p in cached[1]]
         self.full = None if cached[2] is None else FittedTimeline(*cached[2])
+        self.log = None if cached[3] is None else AllocationLog.from_arrays(cached[3])
 
     def _fit(self) -> tuple[list[tuple[int, dict[str, int] | None]], list[FittedTimeline] | None,
-                            FittedTimeline | None]:
+                            FittedTimeline | None, AllocationLog | None]:
         from core.memory.step import TracedModel
+        from core.memory.steplog import LogUnavailableError, fit_log, full_depth_log
         from core.skeleton import skeleton_stacks
 
         plan = growth_plan(skeleton_stacks(self.key), self.choice)
         variants = plan.variants
-        fitted, aligned = [], []
+        fitted, aligned, logs = [], [], []
         for _, blocks in variants:
             model = TracedModel(self.key, self.choice, self.spec, blocks)
             timelines = {(b, s): model.trace(b, s) for b, s in DESIGN}
             if len({t.ops.tobytes() for t in timelines.values()}) != 1:
-                return variants, None, None  # the op sequence depends on the shape: trace each shape instead
+                return variants, None, None, None  # the op sequence depends on the shape: trace each shape instead
             aligned.append(_coefficients(timelines))
             fitted.append(FittedTimeline.peaks_of(aligned[-1].coef, aligned[-1].phase))
-        return variants, fitted, FittedTimeline.peaks_of(*full_depth(plan, aligned))
+            with contextlib.suppress(LogUnavailableError):  # a step whose log cannot be fitted has none
+                logs.append(fit_log(timelines))
+        try:
+            log = full_depth_log(plan, logs) if len(logs) == len(variants) else None
+        except LogUnavailableError:
+            log = None
+        return variants, fitted, FittedTimeline.peaks_of(*full_depth(plan, aligned)), log
 
     def _trace(self, batch: int, seq: int, blocks: dict[str, int] | None) -> Timeline:
         from core.memory.step import trace_step
@@ -197,6 +209,14 @@ class StepProfile:
         if self.fitted is not None:
             return self.fitted[variant].phase_peaks(batch, seq).bytes
         return _traced_peaks(self, batch, seq, variant)
+
+    def allocation_log(self, seq: int) -> AllocationLog | None:
+        """The full-depth step's allocation log for sequences of length `seq` (`core.memory.steplog`; None
+        where the step has none)."""
+        window = sliding_window(self.key.model.config_dict)
+        if window is not None and window > WINDOW_STAND_IN and seq >= window:
+            return step_profile(windowed(self.key), self.choice, self.spec).allocation_log(seq)
+        return self.log if self.full is not None else None
 
     def phase_peaks(self, batch: int, seq: int) -> PhasePeaks:
         """Per-phase peaks of the full-depth model (see the module docstring)."""
@@ -302,13 +322,15 @@ def _as_aligned(timeline: Timeline) -> AlignedTimeline:
     return AlignedTimeline(timeline.live[np.newaxis].astype(np.float64), timeline.phase, _signatures(timeline))
 
 
-def _match(shorter: np.ndarray, longer: np.ndarray) -> np.ndarray:
+def _match(shorter: np.ndarray, longer: np.ndarray, latest: np.ndarray | None = None) -> np.ndarray:
     """For each event of `longer`, the index of the same event in `shorter` (-1 for the events of the block the
     longer copy adds): the longest common subsequence of the events' signatures (op, phase, size), as difflib
-    finds it, with each run of added events moved as early as the same signatures allow. Where identical events
-    repeat (a foreach optimizer op's outputs, one per parameter, the added block's among them), the shorter
-    copy's last one then matches the longer copy's last one: the instant the run's outputs all live, the
-    optimizer step's peak. Blocks being identical, which of two equal runs counts as added changes nothing else."""
+    finds it, with each run of added events moved as early as the same signatures allow (as late, for the runs
+    that start at an event `latest` marks: the backward runs its blocks in reverse, so the block added first in
+    the forward is the last one there). Where identical events repeat (a foreach optimizer op's outputs, one per
+    parameter, the added block's among them), the shorter copy's last one then matches the longer copy's last
+    one: the instant the run's outputs all live, the optimizer step's peak. Blocks being identical, which of two
+    equal runs counts as added changes nothing else."""
     matched = np.full(len(longer), -1, dtype=np.int64)
     for a, b, size in SequenceMatcher(None, shorter.tolist(), longer.tolist(), autojunk=False).get_matching_blocks():
         matched[b:b + size] = np.arange(a, a + size)
@@ -320,9 +342,15 @@ def _match(shorter: np.ndarray, longer: np.ndarray) -> np.ndarray:
         start = end
         while start > 0 and matched[start - 1] < 0:
             start -= 1
-        while start > 0 and longer[start - 1] == longer[end - 1]:  # slide the added run one event earlier
-            matched[end - 1], matched[start - 1] = matched[start - 1], -1
-            start, end = start - 1, end - 1
+        if latest is not None and latest[start]:
+            run_start, run_end = start, end
+            while run_end < len(longer) and matched[run_end] >= 0 and longer[run_start] == longer[run_end]:
+                matched[run_start], matched[run_end] = matched[run_end], -1  # slide the added run one event later
+                run_start, run_end = run_start + 1, run_end + 1
+        else:
+            while start > 0 and longer[start - 1] == longer[end - 1]:  # slide the added run one event earlier
+                matched[end - 1], matched[start - 1] = matched[start - 1], -1
+                start, end = start - 1, end - 1
         end = start
     return matched
 

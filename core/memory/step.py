@@ -122,6 +122,8 @@ class TracedModel:
                 if "task_ids" in inputs:
                     self.tracker.know(inputs["task_ids"], 0)  # one task: every example's id is 0
                 self.tracker.adopt([*self.model.parameters(), *self.model.buffers(), *self.placeholders], WEIGHTS)
+                # logged as the optimizer phase's: a run's first step makes them there (`core.memory.steplog`)
+                self.tracker.phase = PHASES.index("optimizer")
                 self.tracker.adopt(_optimizer_tensors(self.optimizer), OPTIMIZER)
                 with self.tracker:
                     for _ in range(steps):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import weakref
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
@@ -43,11 +43,18 @@ class Timeline:
     phase: np.ndarray  # shape (events,), int8
     ops: np.ndarray  # shape (events,), int64
     sizes: np.ndarray  # shape (events,), int64
+    # every allocation and free in order (`AllocationTracker.log`); its first `kept` entries are the storages that
+    # existed before the step (weights, optimizer states)
+    log: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    kept: int = 0
+    log_phase: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))  # the phase of each entry
 
     def __post_init__(self) -> None:
         if (self.live.ndim != 2 or self.live.shape[1] != len(CATEGORIES)
                 or not len(self.phase) == len(self.ops) == len(self.sizes) == len(self.live)):
             raise ValueError("a timeline has one row of category bytes, one phase, op and size per event")
+        if not 0 <= self.kept <= len(self.log) or len(self.log_phase) != len(self.log):
+            raise ValueError("a timeline keeps at most the entries its log has, and each has a phase")
 
 
 class AllocationTracker(TorchDispatchMode):
@@ -68,6 +75,8 @@ class AllocationTracker(TorchDispatchMode):
         # every allocation (its bytes) and free (-1 - the allocation's index), in order, for the allocator model
         # (`core.memory.allocator.replay`); storages adopted before the step come first
         self.log: list[int] = []
+        self.kept = 0  # entries of `log` made before the step (set on entering the mode)
+        self.log_phase: list[int] = []
         self._logged: dict[int, int] = {}
         self._op = 0  # the op whose outputs are being tracked
         self.default_category = ACTIVATIONS
@@ -103,6 +112,7 @@ class AllocationTracker(TorchDispatchMode):
         if size:
             self._logged[key] = len(self.log)
             self.log.append(size)
+            self.log_phase.append(self.phase)
         if record and size:
             self._rows.append(self.totals.copy())
             self._phases.append(self.phase)
@@ -113,6 +123,7 @@ class AllocationTracker(TorchDispatchMode):
         self._known.pop(key, None)
         if (index := self._logged.pop(key, None)) is not None:
             self.log.append(-1 - index)
+            self.log_phase.append(self.phase)
         category = self._category.pop(key, None)
         if category is not None:
             self.totals[category] -= self._bytes.pop(key)
@@ -125,9 +136,14 @@ class AllocationTracker(TorchDispatchMode):
         self._ops.append(-1 - self.phase)
         self._sizes.append(0)
 
+    def __enter__(self) -> AllocationTracker:
+        self.kept = len(self.log)
+        return super().__enter__()
+
     def timeline(self) -> Timeline:
         return Timeline(np.array(self._rows, dtype=np.int64), np.array(self._phases, dtype=np.int8),
-                        np.array(self._ops, dtype=np.int64), np.array(self._sizes, dtype=np.int64))
+                        np.array(self._ops, dtype=np.int64), np.array(self._sizes, dtype=np.int64),
+                        np.array(self.log, dtype=np.int64), self.kept, np.array(self.log_phase, dtype=np.int8))
 
     # -- dispatch ------------------------------------------------------------------------------------------------
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]

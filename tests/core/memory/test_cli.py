@@ -23,9 +23,11 @@ def test_single_method_json_keeps_keys_and_adds_memory(capsys: pytest.CaptureFix
     assert {"trainable_params", "total_params", "adapter_bytes", "memory", "fit", "time"} <= set(data)
     memory = data["memory"]
     categories = ("weights", "gradients", "optimizer", "activations", "temporaries")
-    assert set(memory) == {*categories, "overhead", "allocated", "device", "total", "phase", "paged"}
+    assert set(memory) == {*categories, "cached", "context", "overhead", "allocated", "reserved", "device", "total",
+                           "phase", "paged", "reserved_from"}
     assert memory["allocated"] == sum(memory[k] for k in categories)
     assert memory["total"] == memory["device"] == memory["allocated"] + memory["overhead"]
+    assert memory["reserved"] == memory["allocated"] + memory["cached"] <= memory["device"]
     assert memory["phase"] in ("forward", "backward", "clip", "optimizer", "zero_grad")
     assert data["fit"]["gpu"] == "A100-80GB" and data["time"]["hours"] > 0
 

@@ -204,13 +204,15 @@ def test_fewest_gpus_searches_only_the_sharding_modes_that_suit_the_method() -> 
 
 def test_a_paged_optimizers_states_sit_outside_the_allocator_and_the_fit() -> None:
     """bitsandbytes' paged AdamW keeps its states in unified memory: `allocated` and the device peak leave them
-    out (they page to the CPU when the GPU is full) and `paged` reports them; the 8-bit states are the same."""
+    out (they page to the CPU when the GPU is full) and `paged` reports them; the 8-bit states are the same. The
+    device peak is never higher, and here equal: the allocator's reserved peak is reached in the backward, and a
+    run's first step makes the states among the blocks the forward left cached."""
     choice = MethodChoice("fft")
     plain = _estimate(KEY, choice, TrainingSetup(batch_size=2, seq_len=256, optimizer="adamw-8bit", gpu="T4"))
     paged = _estimate(KEY, choice, TrainingSetup(batch_size=2, seq_len=256, optimizer="paged-adamw-8bit", gpu="T4"))
     assert plain.memory.paged == 0 and paged.memory.optimizer == 0
     assert paged.memory.paged == plain.memory.optimizer > 0  # the whole step's states, at the same size
-    assert paged.memory.allocated < plain.memory.allocated and paged.memory.device < plain.memory.device
+    assert paged.memory.allocated < plain.memory.allocated and paged.memory.device <= plain.memory.device
     assert paged.memory.to_dict()["paged"] == paged.memory.paged
     assert plain.fit is not None and paged.fit is not None and paged.fit.max_batch_size >= plain.fit.max_batch_size
 

@@ -161,9 +161,12 @@ def test_a_profile_another_process_is_tracing_is_waited_for_and_read_not_traced_
         thread.start()
         assert cache.load(name) is None and not waited
         cache.store(name, (traced.variants, [(f.coef, f.phase) for f in traced.fitted or []],
-                           None if traced.full is None else (traced.full.coef, traced.full.phase)))
+                           None if traced.full is None else (traced.full.coef, traced.full.phase),
+                           None if traced.log is None else traced.log.arrays()))
     thread.join()
     np.testing.assert_array_equal(waited[0].phase_peaks(3, 48).bytes, traced.phase_peaks(3, 48).bytes)
+    assert traced.log is not None and waited[0].log is not None  # the allocation log is stored and read back too
+    assert waited[0].log.peaks(3, 48) == traced.log.peaks(3, 48)
 
 
 @pytest.mark.parametrize("method", ["fft", "lora"])
