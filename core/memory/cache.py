@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from core.skeleton_key import SkeletonKey
 
 ENV_CACHE = "TUNEWISE_CACHE_DIR"
-TRACE_VERSION = "12"  # bump when the traced step or the fit changes what a profile holds
+TRACE_VERSION = "13"  # bump when the traced step or the fit changes what a profile holds
 ENGINE_PACKAGES = ("torch", "transformers", "peft")
 
 Fit = tuple[np.ndarray, np.ndarray]  # (coefficients, phases)

@@ -176,11 +176,16 @@ class StepProfile:
             fitted.append(FittedTimeline.peaks_of(aligned[-1].coef, aligned[-1].phase))
             with contextlib.suppress(LogUnavailableError):  # a step whose log cannot be fitted has none
                 logs.append(fit_log(timelines))
+        full = FittedTimeline.peaks_of(*full_depth(plan, aligned))
         try:
             log = full_depth_log(plan, logs) if len(logs) == len(variants) else None
         except LogUnavailableError:
             log = None
-        return variants, fitted, FittedTimeline.peaks_of(*full_depth(plan, aligned)), log
+        # a built log must hold the step's own live bytes (a hand-over it misread would not): checked at real shapes
+        if log is not None and any(abs(log.live_peak(*shape) - full.phase_peaks(*shape).bytes.sum(axis=1).max())
+                                   > 1e-4 * log.live_peak(*shape) for shape in LOG_CHECKS):
+            log = None
+        return variants, fitted, full, log
 
     def _trace(self, batch: int, seq: int, blocks: dict[str, int] | None) -> Timeline:
         from core.memory.step import trace_step
@@ -228,6 +233,8 @@ class StepProfile:
         return _traced_full_peaks(self.key, self.choice, self.spec, (batch, seq))
 
 
+# the shapes at which a built allocation log must reproduce the profile's allocated peak (`StepProfile._fit`)
+LOG_CHECKS = ((2, 512), (1, 2048))
 # the window a profile of lengths beyond a model's sliding window is traced with: under every design length
 WINDOW_STAND_IN = SEQ_POINTS[0] // 2
 

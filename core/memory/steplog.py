@@ -76,6 +76,13 @@ class AllocationLog:
         """Each entry's bytes at (batch, seq) (0 at frees)."""
         return np.rint(np.array(_basis(batch, seq)) @ self.coef).astype(np.int64)
 
+    def live_peak(self, batch: int, seq: int) -> int:
+        """The most bytes live at once in one steady step (the states before it): the traced profile's allocated
+        peak, if the log is the step's (`StepProfile` checks that before keeping a built log)."""
+        sizes = self.sizes(batch, seq)
+        change = np.where(self.freed < 0, sizes, -sizes[np.maximum(self.freed, 0)])
+        return int(sizes[:self.kept].sum() + max(np.cumsum(change[self.kept:]).max(initial=0), 0))
+
     def signatures(self, *, op: bool = True) -> np.ndarray:
         """What identifies an entry across copies: an allocation's op and size polynomial, or the freed one's."""
         ops = self.op.tolist() if op else [0] * len(self.op)
@@ -85,15 +92,17 @@ class AllocationLog:
     def peaks(self, batch: int, seq: int, *, paged: bool = False,
               config: AllocatorConfig | None = None) -> ReplayPeaks:
         """The allocator's allocated and reserved peaks over a run's first `STEPS` steps at (batch, seq): the
-        weights exist before the first; the optimizer makes its states in the first step's optimizer phase (as
-        torch's optimizers do, lazily), among the blocks the forward and backward left cached; a `paged`
-        optimizer keeps them in unified memory, outside the allocator."""
+        weights exist before the first; the optimizer makes its states at the start of the first step's
+        optimizer phase (torch's optimizers make them lazily, a foreach optimizer all at once in `_init_group`),
+        among the blocks the forward and backward left cached; a `paged` optimizer keeps them in unified memory,
+        outside the allocator."""
         sizes = self.sizes(batch, seq)
         kept = np.arange(self.kept)
         states = kept[self.phase[:self.kept] == OPTIMIZER][:0 if paged else None]
         step = np.arange(self.kept, len(self.freed))
-        at = int(np.searchsorted(np.cumsum(self.phase[self.kept:] == OPTIMIZER), 1))  # the optimizer's first entry
-        orders = [np.concatenate([step[:at], states, step[at:]]), *[step] * (STEPS - 1)]
+        optimizer = np.flatnonzero(self.phase[step] == OPTIMIZER)
+        start = int(optimizer[0]) if len(optimizer) else len(step)
+        orders = [np.concatenate([step[:start], states, step[start:]]), *[step] * (STEPS - 1)]
         position = np.full(len(self.freed), -1, dtype=np.int64)
         events, offset = [], 0
         for order in orders:
@@ -303,19 +312,23 @@ def full_depth_log(plan: GrowthPlan, copies: list[AllocationLog]) -> AllocationL
         while end < entries and grown.freed[end] >= 0:  # the frees before the next allocation
             end += 1
         span = range(entry, end)
+        # the base's entries among the block's happen once: with the first copy, where they fall in it (what the
+        # blocks before made is let go as the next block runs), except frees of the blocks' own allocations,
+        # after the last copy
+        base_entries = {i for i in span if run_of[i] != run or (grown.freed[i] >= 0 and not _inside(growth, i))}
+        late = {i for i in base_entries if grown.freed[i] >= 0 and run_of[grown.freed[i]] >= 0}
         for copy in range(1, count + 1):
             for inner in span:
                 target = int(grown.freed[inner])
-                if target < 0 and run_of[inner] == run:
+                if inner in base_entries:
+                    if copy == 1 and inner not in late:
+                        _emit_free(growth, inner, emit, at)
+                elif target < 0:
                     at[(inner, copy)] = emit(inner, -1)
-                elif target >= 0 and run_of[inner] == run and _inside(growth, inner):
-                    emit(inner, instance(target, run, copy))
-        for inner in span:  # the base's entries among the block's: once, after the copies
-            if run_of[inner] != run or (grown.freed[inner] >= 0 and not _inside(growth, inner)):
-                if grown.freed[inner] < 0:
-                    at[(inner, 0)] = emit(inner, -1)
                 else:
-                    _emit_free(growth, inner, emit, at)
+                    emit(inner, instance(target, run, copy))
+        for inner in sorted(late):
+            _emit_free(growth, inner, emit, at)
         entry = end
     kept = base.kept + count * int((run_of[:grown.kept] >= 0).sum())
     log = AllocationLog(np.stack(out_coef, axis=1), np.array(out_freed, dtype=np.int64), kept,
