@@ -464,7 +464,13 @@ def longest_sequence(parts: Sizer, capacity: int) -> int:
         return parts.breakdown(batch_size=1, setup=setup, replayed=replayed).device <= capacity
 
     best = _refined(lambda n: fits(n, False), lambda n: fits(n, True), 1, parts.setup.seq_len)
-    return best - best % 64 if best >= 64 else best
+    if best < 64:
+        return best
+    # the replayed peak is not monotone in the length: the multiple of 64 below may not fit where `best` does
+    length = best - best % 64
+    while length >= 64 and not fits(length, True):
+        length -= 64
+    return length
 
 
 def _min_gpus(parts: Sizer, mode: str, capacity: int) -> int | None:

@@ -53,7 +53,9 @@ def test_both_kinds_estimate_with_the_same_time_and_reentrant_needs_no_less_memo
     assert plain.fit is not None and reentrant.fit is not None
     # a different traced step (torch's CheckpointFunction recomputes the whole block inside backward) ...
     assert reentrant.memory != plain.memory
-    assert reentrant.memory.device >= plain.memory.device
+    # ... that holds no fewer bytes (the device level adds each step's own allocator replay, which a tiny model's
+    # 512-byte rounding can order either way)
+    assert reentrant.memory.allocated >= plain.memory.allocated
     # ... that recomputes the same forward, so the FLOPs and hours are the non-reentrant ones
     assert reentrant.time.flops_per_token == plain.time.flops_per_token
     assert reentrant.time.hours is not None and reentrant.time.hours == plain.time.hours
