@@ -22,6 +22,11 @@ from core.errors import InputError
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 PUBLISHED_RESULTS_CSV = DATA_DIR / "published_results.csv"
 PUBLISHED_SOURCES_MD = DATA_DIR / "published_results_sources.md"
+# 388 more matched comparisons from 7 papers, as result rows (data/convert_published_pairs.py)
+PUBLISHED_RESULTS_2_CSV = DATA_DIR / "published_results_2.csv"
+PUBLISHED_SOURCES_2_MD = DATA_DIR / "published_results_2_sources.md"
+# every shipped results file with its provenance table, in seeding order
+PUBLISHED_FILES = ((PUBLISHED_RESULTS_CSV, PUBLISHED_SOURCES_MD), (PUBLISHED_RESULTS_2_CSV, PUBLISHED_SOURCES_2_MD))
 SEED_CLAIMS_CSV = DATA_DIR / "seed_paper_claims.csv"
 
 ENV_WAREHOUSE = "TUNEWISE_WAREHOUSE"

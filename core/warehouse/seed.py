@@ -3,6 +3,8 @@
 - `published_results.csv`: every row goes through the same validation and normalisation as a user import
   (origin 'published'); a bad shipped row fails the seed loudly rather than being skipped.
 - `published_results_sources.md`: its table gives each source's where-read, coverage and caveats.
+- `published_results_2.csv` and `published_results_2_sources.md`: 388 more matched comparisons from 7 papers
+  (`published_pairs_2.csv`, converted by data/convert_published_pairs.py), seeded the same way.
 - `seed_paper_claims.csv`: the seed paper's relative gaps, numeric and qualitative.
 All three land in the writer's turn that creates the warehouse (store.py): an interrupted seed publishes nothing.
 """
@@ -111,7 +113,7 @@ def _apply_source_notes(cur: duckdb.DuckDBPyConnection, notes: list[SourceNote])
             [note.where_read, note.coverage, note.caveats, note.key],
         ).fetchone()
         if not updated or not updated[0]:
-            raise RuntimeError(f"{paths.PUBLISHED_SOURCES_MD.name} describes {note.key!r}, which has no rows")
+            raise RuntimeError(f"a published sources table describes {note.key!r}, which has no rows")
 
 
 def seed_if_empty(cur: duckdb.DuckDBPyConnection) -> bool:
@@ -119,11 +121,13 @@ def seed_if_empty(cur: duckdb.DuckDBPyConnection) -> bool:
     ((published,),) = cur.execute("SELECT count(*) FROM imports WHERE origin = 'published'").fetchall()
     if published:
         return False
-    table = read_file(paths.PUBLISHED_RESULTS_CSV, paths.PUBLISHED_RESULTS_CSV.stat().st_size)
-    prepared = prepare(table, task_types(cur))  # a connection is Readable: its cursor() sees what it committed
     claims = read_claims(paths.SEED_CLAIMS_CSV)
-    notes = read_source_notes(paths.PUBLISHED_SOURCES_MD)
-    write_prepared(cur, prepared, origin="published")
+    notes = []
+    for results, sources in paths.PUBLISHED_FILES:
+        table = read_file(results, results.stat().st_size)
+        prepared = prepare(table, task_types(cur))  # a connection is Readable: its cursor() sees what it committed
+        write_prepared(cur, prepared, origin="published")
+        notes += read_source_notes(sources)
     cur.executemany(
         "INSERT INTO claims (claim_id, citation, base_model, params_b, catalogue_id, task, task_type, "
         "train_examples, comparison, metric, claim_value, qualitative, method_id, peft_minus_fft_100, "

@@ -24,14 +24,14 @@ def test_default_render(at: AppTest) -> None:
     at.run()
     assert not at.exception
     overall = at.caption[0].value
-    assert "1,327 results (one reported score each" in overall and "give 820 matched pairs" in overall
-    assert "671 on the task trained for (the charts)" in overall and "149 on other tasks" in overall
+    assert "1,784 results (one reported score each" in overall and "give 1,119 matched pairs" in overall
+    assert "970 on the task trained for (the charts)" in overall and "149 on other tasks" in overall
     assert "count once" in overall and "Gap = PEFT minus FFT" in overall
-    assert "These filters: 1,327 results" in at.caption[1].value
+    assert "These filters: 1,784 results" in at.caption[1].value
     assert len(at.get("vega_lite_chart")) == 5
-    assert "(671 pairs)" in _pairs_heading(at)
+    assert "(970 pairs)" in _pairs_heading(at)
     summary = at.tabs[0].dataframe[0].value
-    assert summary["pairs"].sum() == 671  # the table beside the chart counts what the chart shows
+    assert summary["pairs"].sum() == 970  # the table beside the chart counts what the chart shows
     # claims: the verdict first, every gap PEFT minus FFT
     claims = at.tabs[2].dataframe[0].value
     assert len(claims) == 19 and list(claims.columns[:3]) == ["⚑", "verdict", "claim"]
@@ -71,7 +71,7 @@ def test_each_gap_against_chart_has_its_points_table_beside(at: AppTest) -> None
     assert not at.exception
     tables = _points_tables(at)
     assert len(tables) == 3 and len(at.tabs[0].dataframe) == 4
-    counts = {"trainable share": 470, "training-set size": 350, "rank": 299}
+    counts = {"trainable share": 470 + 177, "training-set size": 350 + 128, "rank": 299 + 150}  # + the 7 papers
     for name, column in POINT_TABLES:
         table = tables[name]
         assert list(table.columns) == ["method", column, "PEFT minus FFT (points)", "paper", "task"]
@@ -85,9 +85,13 @@ def test_each_gap_against_chart_has_its_points_table_beside(at: AppTest) -> None
     assert all([layer["mark"]["type"] for layer in spec["layer"]] == ["point", "rule"] for spec in specs)
 
 
+LORA_PAPER = "LoRA (Hu et al. 2021, arXiv 2106.09685 v2)"
+
+
 def test_few_points_are_named_on_the_chart_and_a_chart_without_points_says_so(at: AppTest) -> None:
     at.query_params["task"] = "extraction"
     at.run()
+    at.multiselect(key="source").set_value([LORA_PAPER]).run()  # one paper's few extraction pairs
     assert not at.exception
     tables = _points_tables(at)
     assert set(tables) == {"trainable share", "training-set size"}
@@ -132,8 +136,8 @@ def test_filter_changes_the_charts(at: AppTest) -> None:
     before = _pairs_heading(at)
     at.multiselect(key="task").set_value(["code"]).run()
     after = _pairs_heading(at)
-    assert before != after and "(39 pairs)" in after
-    assert at.tabs[0].dataframe[0].value["pairs"].sum() == 39
+    assert before != after and "(68 pairs)" in after
+    assert at.tabs[0].dataframe[0].value["pairs"].sum() == 68
     assert at.query_params["task"] in ("code", ["code"])
 
 
@@ -143,7 +147,7 @@ def test_link_restores_the_view(at: AppTest) -> None:
     at.run()
     assert at.multiselect(key="task").value == ["code"]
     assert at.multiselect(key="method").value == ["lora"]
-    assert "(39 pairs)" in _pairs_heading(at)
+    assert "(55 pairs)" in _pairs_heading(at)
 
 
 UPLOAD_SCRIPT = """
@@ -180,4 +184,4 @@ def test_good_upload_adds_its_row_to_the_page(app_env: Path) -> None:
     script = AppTest.from_string(GOOD_UPLOAD_SCRIPT, default_timeout=60).run()
     assert not script.error and not script.exception
     page = AppTest.from_file(PAGE, default_timeout=120).run()
-    assert "1,328 results (one reported score each" in page.caption[0].value
+    assert "1,785 results (one reported score each" in page.caption[0].value

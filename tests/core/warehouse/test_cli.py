@@ -15,11 +15,11 @@ from .conftest import good_row, write_csv
 
 def test_init_then_stats_json(isolated_settings: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["warehouse", "init"]) == 0
-    assert "1327 results, 39 cited tables, 19 claims, 820 FFT-vs-PEFT pairs" in capsys.readouterr().out
+    assert "1784 results, 54 cited tables, 19 claims, 1119 FFT-vs-PEFT pairs" in capsys.readouterr().out
     assert isolated_settings.is_file()
     assert main(["warehouse", "stats", "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
-    expected = {"results": 1327, "sources": 39, "claims": 19, "pairs": 820, "calibration_runs": 0,
+    expected = {"results": 1784, "sources": 54, "claims": 19, "pairs": 1119, "calibration_runs": 0,
                 "memory_measurements": 0}  # fmt: skip
     assert {key: stats[key] for key in expected} == expected
 
@@ -37,13 +37,13 @@ def test_import_export_and_stats(seeded_copy: Path, tmp_path: Path, capsys: pyte
     assert main(["warehouse", "import", str(path)]) == 0
     assert "imported 2 rows from lab.csv" in capsys.readouterr().out
     assert main(["warehouse", "export", "pairs", str(tmp_path / "pairs.csv")]) == 0
-    assert (tmp_path / "pairs.csv").read_text().count("\n") == 821 + 1
+    assert (tmp_path / "pairs.csv").read_text().count("\n") == 1120 + 1
     assert main(["warehouse", "export", "all", str(tmp_path / "pq")]) == 0
     assert (tmp_path / "pq" / "pair_rows" / "data.parquet").is_file()
     capsys.readouterr()
     assert main(["warehouse", "stats"]) == 0
     out = capsys.readouterr().out
-    assert "results: 1329" in out and "LoRA r=16 (all modules, alpha=2r)" in out
+    assert "results: 1786" in out and "LoRA r=16 (all modules, alpha=2r)" in out
 
 
 def test_bad_rows_are_listed_then_summarised(seeded_copy: Path, tmp_path: Path,

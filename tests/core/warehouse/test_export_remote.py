@@ -15,10 +15,10 @@ from .conftest import good_row, write_csv
 
 def test_export_a_table_and_the_pairs_view(ro: Warehouse, tmp_path: Path) -> None:
     csv_path = ro.export("results", tmp_path / "results.csv")
-    assert len(pd.read_csv(csv_path)) == 1327
+    assert len(pd.read_csv(csv_path)) == 1784
     parquet_path = ro.export("pairs", tmp_path / "pairs.parquet")
     exported = pd.read_parquet(parquet_path)
-    assert len(exported) == 820 and {"gap", "fft_value", "peft_value", "method_raw"} <= set(exported.columns)
+    assert len(exported) == 1119 and {"gap", "fft_value", "peft_value", "method_raw"} <= set(exported.columns)
 
 
 def test_export_refuses_unknown_names_and_formats(ro: Warehouse, tmp_path: Path) -> None:
@@ -50,11 +50,11 @@ def test_queries_over_a_parquet_folder_match_the_file(wh: Warehouse, parquet_roo
             _same(pairs(remote, filters), pairs(wh, filters))
             _same(gap_summary(remote, filters), gap_summary(wh, filters))
         _same(claims(remote), claims(wh))
-        assert remote.stats()["pairs"] == wh.stats()["pairs"] == 821
+        assert remote.stats()["pairs"] == wh.stats()["pairs"] == 1120
         assert remote.stats()["schema_version"] == 3
         # the derived views are rebuilt over the Parquet tables, not copied
         ((n,),) = remote.cursor().execute("SELECT count(*) FROM pairs").fetchall()
-        assert n == 821
+        assert n == 1120
 
 
 def test_the_setting_routes_open_warehouse_to_parquet(parquet_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -132,7 +132,8 @@ def test_fraction_values_get_a_0_100_form(wh: Warehouse, tmp_path: Path) -> None
     wh.import_file(write_csv(tmp_path / "fractions.csv", rows))
     stored = (
         wh.cursor()
-        .execute("SELECT metric_value, value_scale, value_100 FROM results_wide WHERE metric = 'pass@1' ORDER BY 1")
+        .execute("SELECT metric_value, value_scale, value_100 FROM results_wide "
+                 "WHERE metric = 'pass@1' AND source_table = 'F' ORDER BY 1")
         .fetchall()
     )
     assert stored == [(0.25, "fraction", 25.0), (0.5, "fraction", 50.0)]

@@ -28,7 +28,7 @@ def test_roberta_base_sst2_lora_vs_ft_from_the_lora_paper(ro: Warehouse) -> None
 
 
 def test_pairs_count_and_materialisation_agree(ro: Warehouse) -> None:
-    assert count(ro, "pairs") == count(ro, "pair_rows") == ro.stats()["pairs"] == 820
+    assert count(ro, "pairs") == count(ro, "pair_rows") == ro.stats()["pairs"] == 1119
     ((differences,),) = (
         ro.cursor().execute("SELECT count(*) FROM (SELECT * FROM pairs EXCEPT ALL SELECT * FROM pair_rows)").fetchall()
     )
@@ -55,7 +55,7 @@ def test_every_peft_row_of_a_source_with_fft_is_paired(ro: Warehouse) -> None:
         .execute("SELECT count(*) FROM results_wide WHERE method_family NOT IN ('full', 'baseline')")
         .fetchall()
     )
-    assert peft - 820 - 2 == 152 + 56 + 12
+    assert peft - 1119 - 2 == 152 + 56 + 12
 
 
 def test_the_sources_own_replication_is_preferred_over_a_quoted_number(ro: Warehouse) -> None:
@@ -104,12 +104,12 @@ def test_an_import_adding_an_fft_row_creates_pairs(wh: Warehouse, tmp_path: Path
     wh.import_file(path)
     pair = _one(wh, "source = 'My lab notebook'")
     assert pair["gap"] == pytest.approx(-0.5) and pair["origin"] == "user"
-    assert count(wh, "pairs") == count(wh, "pair_rows") == 821
+    assert count(wh, "pairs") == count(wh, "pair_rows") == 1120
 
 
 def test_later_imports_refresh_the_pairs_of_existing_setups(wh: Warehouse, tmp_path: Path) -> None:
     wh.import_file(write_csv(tmp_path / "peft.csv", [good_row()]))
-    assert count(wh, "pair_rows") == 820  # a LoRA row alone has nothing to pair with
+    assert count(wh, "pair_rows") == 1119  # a LoRA row alone has nothing to pair with
     wh.import_file(write_csv(tmp_path / "quoted.csv", [good_row(method="FT (full fine-tuning)*", value="93.0")]))
     quoted = _one(wh, "source = 'My lab notebook'")
     assert quoted["fft_quoted"] and quoted["gap"] == pytest.approx(-1.5)
@@ -120,4 +120,4 @@ def test_later_imports_refresh_the_pairs_of_existing_setups(wh: Warehouse, tmp_p
     ((differences,),) = (
         wh.cursor().execute("SELECT count(*) FROM (SELECT * FROM pairs EXCEPT ALL SELECT * FROM pair_rows)").fetchall()
     )
-    assert differences == 0 and count(wh, "pair_rows") == 821
+    assert differences == 0 and count(wh, "pair_rows") == 1120

@@ -20,20 +20,20 @@ from core.warehouse import (
 
 def test_filter_by_task_type_model_size_and_method(ro: Warehouse) -> None:
     code = results(ro, Filters(task_types=["code"]))
-    assert len(code) == 104 and set(code["task_type"]) == {"code"}
+    assert len(code) == 104 + 43 and set(code["task_type"]) == {"code"}  # 43 from the 7 more papers
     small = results(ro, Filters(min_params_b=0.1, max_params_b=0.4))
     assert len(small) > 0 and small["params_b"].between(0.1, 0.4).all()
     both = results(ro, Filters(task_types=["classification"], methods=["lora", "dora"], max_params_b=1))
     assert set(both["method_id"]) == {"lora", "dora"} and (both["params_b"] <= 1).all()
     assert count_results(ro, Filters(methods=["qlora"])) == 29
-    assert count_results(ro) == 1327
+    assert count_results(ro) == 1784
 
 
 def test_pages_cover_the_results_once(ro: Warehouse) -> None:
     filters = Filters(task_types=["generation"])
-    pages = [results(ro, filters, limit=50, offset=offset) for offset in range(0, 200, 50)]
+    pages = [results(ro, filters, limit=50, offset=offset) for offset in range(0, 250, 50)]
     ids = [i for page in pages for i in page["result_id"]]
-    assert len(ids) == len(set(ids)) == count_results(ro, filters) == 155
+    assert len(ids) == len(set(ids)) == count_results(ro, filters) == 155 + 73
     assert ids == sorted(ids)
 
 
@@ -77,7 +77,7 @@ def test_claims_and_the_method_report(ro: Warehouse) -> None:
     frame = claims(ro)
     assert frame["claim_id"].tolist() == [f"S{i}" for i in range(1, 20)]
     report = method_counts(ro).set_index("method_id")
-    assert report.loc["lora", "rows"] == 466
+    assert report.loc["lora", "rows"] == 466 + 123
     assert "LoRA r=16 (all modules, alpha=2r)" in list(report.loc["lora", "raw_names"])
     assert "SVFT-P" in list(report.loc["other", "raw_names"])  # kept under its raw name, counted
 
@@ -85,7 +85,7 @@ def test_claims_and_the_method_report(ro: Warehouse) -> None:
 def test_stats_has_the_documented_keys(ro: Warehouse) -> None:
     stats = ro.stats()
     assert {"results", "sources", "claims", "pairs", "calibration_runs", "memory_measurements"} <= set(stats)
-    assert (stats["results"], stats["sources"], stats["claims"], stats["pairs"]) == (1327, 39, 19, 820)
+    assert (stats["results"], stats["sources"], stats["claims"], stats["pairs"]) == (1784, 54, 19, 1119)
 
 
 def test_an_empty_page_keeps_its_columns(ro: Warehouse) -> None:
@@ -94,6 +94,6 @@ def test_an_empty_page_keeps_its_columns(ro: Warehouse) -> None:
     assert page.empty and "method_raw" in page.columns
     assert count_results(ro, nobody) == 0
     assert (
-        results(ro, Filters(task_types=["code"]), limit=5, offset=100)["result_id"].tolist()
+        results(ro, Filters(task_types=["code"]), limit=50, offset=100)["result_id"].tolist()
         == (results(ro, Filters(task_types=["code"]))["result_id"].tolist()[100:])
     )

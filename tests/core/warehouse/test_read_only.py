@@ -46,13 +46,13 @@ def test_every_write_path_refuses_clearly(read_only: Warehouse, tmp_path: Path, 
     message = str(caught.value)
     assert message.startswith(f"cannot {action}")
     assert "read-only (TUNEWISE_READ_ONLY=1" in message
-    assert count(read_only, "results") == 1327
+    assert count(read_only, "results") == 1784
 
 
 def test_reads_and_exports_still_work(read_only: Warehouse, tmp_path: Path) -> None:
     assert read_only.read_only
     assert read_only.stats()["read_only"] is True
-    assert len(pairs(read_only)) == 820
+    assert len(pairs(read_only)) == 1119
     assert read_only.export("claims", tmp_path / "claims.csv").read_text().count("\n") == 20
 
 

@@ -6,32 +6,38 @@ import csv
 from pathlib import Path
 
 from core.warehouse import Warehouse, open_warehouse
-from core.warehouse.paths import PUBLISHED_RESULTS_CSV, PUBLISHED_SOURCES_MD, SEED_CLAIMS_CSV
+from core.warehouse.paths import PUBLISHED_FILES, SEED_CLAIMS_CSV
 from core.warehouse.seed import read_source_notes, source_key
 
 from .conftest import count
 
 
+def _shipped() -> list[dict[str, str]]:
+    """Every row of the shipped results files."""
+    rows: list[dict[str, str]] = []
+    for results, _ in PUBLISHED_FILES:
+        with results.open(encoding="utf-8", newline="") as handle:
+            rows += list(csv.DictReader(handle))
+    return rows
+
+
 def test_fresh_warehouse_holds_all_published_rows_and_claims(ro: Warehouse) -> None:
-    with PUBLISHED_RESULTS_CSV.open(encoding="utf-8", newline="") as handle:
-        shipped = list(csv.DictReader(handle))
+    shipped = _shipped()
     with SEED_CLAIMS_CSV.open(encoding="utf-8", newline="") as handle:
         claims = list(csv.DictReader(handle))
-    assert len(shipped) == 1327
-    assert count(ro, "results") == 1327
+    assert len(shipped) == 1327 + 457  # the first file, and the 388 pairs of 7 more papers as 457 rows
+    assert count(ro, "results") == len(shipped)
     assert count(ro, "claims") == len(claims) == 19
     stats = ro.stats()
-    assert stats["results"] == 1327 and stats["other_methods"] == 48
-    ((row_count, other),) = (
-        ro.cursor().execute("SELECT row_count, other_methods FROM imports WHERE origin = 'published'").fetchall()
-    )
-    assert (row_count, other) == (1327, 48)
+    assert stats["results"] == len(shipped) and stats["other_methods"] == 48 + 89
+    imported = ro.cursor().execute("SELECT row_count, other_methods FROM imports WHERE origin = 'published' "
+                                   "ORDER BY import_id").fetchall()  # fmt: skip
+    assert imported == [(1327, 48), (457, 89)]  # literature methods (MoRA, HydraLoRA, GOAT...) kept as 'other'
 
 
 def test_every_shipped_value_is_stored_as_published(ro: Warehouse) -> None:
-    with PUBLISHED_RESULTS_CSV.open(encoding="utf-8", newline="") as handle:
-        shipped = sorted((r["source"], r["table"], r["base_model"], r["task"], r["method"], r["metric"],
-                          float(r["value"])) for r in csv.DictReader(handle))  # fmt: skip
+    shipped = sorted((r["source"], r["table"], r["base_model"], r["task"], r["method"], r["metric"],
+                      float(r["value"])) for r in _shipped())  # fmt: skip
     stored = sorted(
         ro.cursor()
         .execute("SELECT source, source_table, model, task, method_raw, metric, metric_value FROM results_wide")
@@ -41,8 +47,8 @@ def test_every_shipped_value_is_stored_as_published(ro: Warehouse) -> None:
 
 
 def test_rows_per_source_match_the_provenance_notes(ro: Warehouse) -> None:
-    notes = read_source_notes(PUBLISHED_SOURCES_MD)
-    assert len(notes) == 12
+    notes = [note for _, sources in PUBLISHED_FILES for note in read_source_notes(sources)]
+    assert len(notes) == 12 + 7
     per_source: dict[str, int] = {}
     for citation, n in ro.cursor().execute("SELECT citation, count(*) FROM results JOIN sources USING (source_id) "
                                            "GROUP BY citation").fetchall():  # fmt: skip
@@ -52,7 +58,7 @@ def test_rows_per_source_match_the_provenance_notes(ro: Warehouse) -> None:
 
 def test_sources_carry_where_read_and_caveats(ro: Warehouse) -> None:
     rows = ro.cursor().execute("SELECT citation, where_read, caveats FROM sources").fetchall()
-    assert len(rows) == 39
+    assert len(rows) == 39 + 15  # the 7 more papers cite 15 tables
     assert all(where for _, where, _ in rows)
     qlora = {caveat for citation, _, caveat in rows if citation.startswith("QLoRA")}
     assert qlora == {"T5-11B FFT quoted from prior work"}
@@ -72,10 +78,10 @@ def test_claims_keep_qualitative_findings_and_signed_gaps(ro: Warehouse) -> None
 
 def test_reopening_does_not_seed_twice(seeded_copy: Path) -> None:
     with open_warehouse() as first:
-        assert count(first, "results") == 1327
+        assert count(first, "results") == 1784
     with open_warehouse() as again:
-        assert count(again, "results") == 1327
-        assert count(again, "imports") == 1
+        assert count(again, "results") == 1784
+        assert count(again, "imports") == 2  # the two shipped files, once
 
 
 def test_models_link_to_the_catalogue_where_possible(ro: Warehouse) -> None:
