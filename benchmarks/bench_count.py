@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 import time
 import warnings
+from pathlib import Path
 
 # counts are cached on disk (core.counting): an empty cache folder, so every count here is peft's own
 os.environ["TUNEWISE_CACHE_DIR"] = tempfile.mkdtemp(prefix="tunewise-bench-")
 t0 = time.perf_counter()
 import peft  # noqa: E402,F401  (imports are timed separately: they are paid once per process)
 import transformers  # noqa: E402,F401
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project's `core`, run from anywhere
 
 from core.counting import count_parameters  # noqa: E402
 from core.errors import NotApplicableError  # noqa: E402

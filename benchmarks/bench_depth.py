@@ -26,6 +26,8 @@ Run: python benchmarks/bench_depth.py [--quick] [--models a,b] [--seed 0]
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 # fake tensors compute nothing: threaded BLAS only contends for shared cores
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -39,6 +41,8 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project's `core`, run from anywhere
 
 from core.counting import count_parameters, model_shape
 from core.errors import NotApplicableError

@@ -14,6 +14,7 @@ about the theory.
 from __future__ import annotations
 
 import os
+import sys
 
 # The model's matrices are small: threaded BLAS only contends for shared cores, so run it single-threaded.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -23,6 +24,8 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project's `core`, run from anywhere
 
 from core.gap.evaluate import leave_one_source_out
 from core.gap.model import gap_model, warehouse_pairs

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project's `core`, run from anywhere
 
 from core.registry import METHODS, method_ids
 from core.warehouse import (

@@ -17,12 +17,15 @@ import argparse
 import multiprocessing as mp
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
 from bench_warehouse import build
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project's `core`, run from anywhere
 
 from core.warehouse import (
     Filters,

@@ -8,7 +8,12 @@ fit without each row, so the error shown in the README is not scored on its own 
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from bench_published_gpu import estimate_rows, fit_allocator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project's `core`, run from anywhere
 
 from core.units import GIB
 

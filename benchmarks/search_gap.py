@@ -13,6 +13,7 @@ found, the one chosen, and how that choice then did on the paper it never saw, n
 from __future__ import annotations
 
 import os
+import sys
 
 # The model's matrices are small: threaded BLAS only contends for shared cores, so run it single-threaded.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -22,6 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project's `core`, run from anywhere
 
 from core.gap.features import FeatureTable
 from core.gap.model import fit_gap_model, interval_score, warehouse_pairs
