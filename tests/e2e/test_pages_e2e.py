@@ -67,7 +67,7 @@ def test_memory_page_updates_table_and_chart(page: Page, app_url: str) -> None:
 def test_evidence_shared_link(page: Page, app_url: str) -> None:
     page.goto(f"{app_url}/evidence?task=code&method=lora")
     wait_for_app(page)
-    page.get_by_text("Gap by task type and method (39 pairs)").wait_for()
+    page.get_by_text("Gap by task type and method (55 pairs)").wait_for()
     wait_for_app(page)  # the whole page: a gap-against chart with no pairs for these filters says so instead
     missing = page.get_by_text("No pairs for these filters state").count()
     assert missing <= 1
@@ -75,7 +75,7 @@ def test_evidence_shared_link(page: Page, app_url: str) -> None:
     page.goto(f"{app_url}/evidence")
     wait_for_app(page)
     page.get_by_text("Gap by task type and method").first.wait_for()
-    assert "(39 pairs)" not in page.inner_text('[data-testid="stMain"]')
+    assert "(55 pairs)" not in page.inner_text('[data-testid="stMain"]')
 
 
 def test_guide_page(page: Page, app_url: str) -> None:

@@ -4,12 +4,12 @@ and device peaks come from it."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from catalogue_copies import shallow
 
 from core.memory.allocator import replay
 from core.memory.budget import RESERVED_SOURCES, largest_batch, replayed_peaks, sizer
@@ -18,20 +18,8 @@ from core.memory.setup import TrainingSetup
 from core.memory.spec import StepSpec
 from core.memory.step import TracedModel
 from core.memory.steplog import STEPS, AllocationLog, LogUnavailableError, fit_log, full_depth_log
-from core.models import resolve_model
 from core.registry import MethodChoice
 from core.skeleton import skeleton_stacks
-from core.skeleton_key import SkeletonKey
-
-CATALOGUE = Path(__file__).resolve().parents[3] / "data" / "catalogue"
-
-
-def _shallow(tmp_path: Path, name: str, layers: int) -> SkeletonKey:
-    config = json.loads((CATALOGUE / f"{name}.json").read_text())
-    config["num_hidden_layers"] = layers
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    return SkeletonKey(resolve_model(str(path)), "causal-lm", 2)
 
 
 def _direct_peaks(model: TracedModel, batch: int, seq: int) -> tuple[int, int]:
@@ -49,7 +37,7 @@ def test_the_log_built_from_copies_replays_as_a_direct_trace_of_every_block(
     """Llama-3.2-1B's width with 6 blocks (the copies hold 2 and 3): the built log's allocated peak is the direct
     trace's to the byte and its reserved peak within 0.5% (which of the identical blocks frees first can move a
     cached block; measured exact here, and within 0.4% for LoRA without checkpointing at other shapes)."""
-    key = _shallow(tmp_path, "meta-llama--Llama-3.2-1B", 6)
+    key = shallow(tmp_path, "meta-llama--Llama-3.2-1B", 6)
     choice, spec = MethodChoice(method), StepSpec(precision, "adamw", "sdpa", checkpointing, quantization)
     plan = growth_plan(skeleton_stacks(key), choice)
     logs = []
@@ -90,7 +78,7 @@ def test_an_allocation_log_checks_its_shape() -> None:
 def _estimate_parts(tmp_path: Path, **setup: object):  # type: ignore[no-untyped-def]
     from core.counting import count_parameters
 
-    key = _shallow(tmp_path, "meta-llama--Llama-3.2-1B", 6)
+    key = shallow(tmp_path, "meta-llama--Llama-3.2-1B", 6)
     choice = MethodChoice("lora")
     training = TrainingSetup(**{"batch_size": 2, "seq_len": 512, "precision": "bf16-mixed", **setup})
     return key, choice, sizer(key, choice, count_parameters(key, choice), training, "none")
@@ -126,7 +114,7 @@ def test_blocks_of_several_kinds_fall_back_on_the_prior_and_say_so(tmp_path: Pat
     more than one block), and the breakdown says its reserved peak is the prior's."""
     from core.counting import count_parameters
 
-    key = _shallow(tmp_path, "google--gemma-2-2b", 6)
+    key = shallow(tmp_path, "google--gemma-2-2b", 6)
     choice = MethodChoice("lora")
     profile = StepProfile(key, choice, StepSpec("bf16-mixed", "adamw", "sdpa", True, "none"))
     assert profile.full is not None and profile.log is None
