@@ -39,6 +39,9 @@ from core.units import GIB
 # The code whose outcome an untraceable step is (`_profile`): editing it traces such a step again.
 TRACE_SOURCES: tuple[Path, ...] = tuple(Path(__file__).resolve().parents[1] / name for name in (
     "memory/step.py", "memory/trace.py", "memory/profile.py", "memory/standins.py", "apply.py", "skeleton.py"))
+# The code a cached replay is the outcome of (beside its profile's): editing it replays again.
+REPLAY_SOURCES: tuple[Path, ...] = tuple(Path(__file__).resolve().parent / name
+                                         for name in ("allocator.py", "steplog.py"))
 MAX_GPUS = 512  # the largest cluster a fine-tune is planned on: 64 eight-GPU nodes
 SHARDING_NAMES = {"none": "data parallel (DDP)", "zero1": "ZeRO-1", "zero2": "ZeRO-2", "zero3": "ZeRO-3",
                   "fsdp": "FSDP"}
@@ -256,9 +259,20 @@ class Sizer:
 @lru_cache(maxsize=4096)
 def replayed_peaks(profile: StepProfile, batch: int, seq: int, *, paged: bool = False) -> ReplayPeaks | None:
     """The allocator's peaks over a run's first steps at this shape, the optimizer states outside it when
-    `paged` (None when the step has no allocation log)."""
+    `paged` (None when the step has no allocation log). A replay of a 70B model's log takes tens of
+    milliseconds, so each is also kept in the disk cache beside the profile, for other processes and replicas."""
     log = profile.allocation_log(seq)
-    return None if log is None else log.peaks(batch, seq, paged=paged)
+    if log is None:
+        return None
+    name = cache.content_key({"record": "replay", "profile": cache.entry_key(profile.key, profile.choice,
+                                                                             profile.spec),
+                              "shape": [batch, seq], "paged": paged, "code": cache.source_version(*REPLAY_SOURCES)})
+    record = cache.load_record(name)
+    if record is not None and isinstance(record.get("allocated"), int) and isinstance(record.get("reserved"), int):
+        return ReplayPeaks(allocated=record["allocated"], reserved=record["reserved"])
+    peaks = log.peaks(batch, seq, paged=paged)
+    cache.store_record(name, {"allocated": peaks.allocated, "reserved": peaks.reserved})
+    return peaks
 
 
 def _distribute(peaks: np.ndarray, setup: TrainingSetup, gpus: int, block: np.ndarray, *, master: int,

@@ -121,3 +121,17 @@ def test_blocks_of_several_kinds_fall_back_on_the_prior_and_say_so(tmp_path: Pat
     training = TrainingSetup(batch_size=1, seq_len=256, precision="bf16-mixed", gradient_checkpointing=True)
     memory = sizer(key, choice, count_parameters(key, choice), training, "none").breakdown()
     assert memory.reserved_from == "prior" and memory.reserved == memory.allocated
+
+
+def test_a_replay_is_kept_on_disk_for_the_next_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 70B model's replay takes tens of milliseconds: another process asking for the same shape reads it."""
+    from core.memory.steplog import AllocationLog
+
+    monkeypatch.setenv("TUNEWISE_CACHE_DIR", str(tmp_path / "cache"))
+    _, _, parts = _estimate_parts(tmp_path)
+    replayed_peaks.cache_clear()
+    first = replayed_peaks(parts.profile, 3, 200)
+    replayed_peaks.cache_clear()  # a new process: nothing in memory
+    monkeypatch.setattr(AllocationLog, "peaks", lambda *_, **__: pytest.fail("replayed again"))
+    assert replayed_peaks(parts.profile, 3, 200) == first is not None
+    replayed_peaks.cache_clear()
