@@ -51,6 +51,7 @@ def method_rows(
         memory, fit = training.memory, training.fit
         row["peak, device (GiB)"] = memory.device / GIB
         row["peak, reserved (GiB)"] = memory.reserved / GIB
+        row["reserved from"] = memory.reserved_from  # replay, scaled or prior: core.memory.budget.RESERVED_SOURCES
         row["peak, allocated (GiB)"] = memory.allocated / GIB
         row["peak during"] = memory.phase
         if fit is not None:

@@ -297,6 +297,10 @@ def _row(m: MethodEstimate, with_fit: bool, with_time: bool, width: int, *, pad_
     row += [*(human_bytes(memory[k]) for k in _MEMORY), memory["phase"]]
     fit, time = m.training.fit, m.training.time
     note = []
+    if m.training.memory.reserved_from != "replay":  # say when reserved (and so device) is not the replay
+        from core.memory.budget import RESERVED_SOURCES  # here: `--help` imports no engine module
+
+        note.append(f"reserved: {RESERVED_SOURCES[m.training.memory.reserved_from]}")
     if with_fit and fit is not None:
         row += ["yes" if fit.fits else "no", fit.batch_text]
         note.append(f"headroom {human_bytes(fit.headroom)}; fewest GPUs: {fit.fewest_text}")

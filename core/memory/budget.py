@@ -87,8 +87,8 @@ class MemoryBreakdown:
     cached: int
     context: int
     phase: str
+    reserved_from: str
     paged: int = 0
-    reserved_from: str = "replay"
 
     def __post_init__(self) -> None:
         parts = (self.weights, self.gradients, self.optimizer, self.activations, self.temporaries, self.cached,
@@ -440,7 +440,8 @@ def _refined(scaled: Callable[[int], bool], replayed: Callable[[int], bool], low
     first = _largest(scaled, low, high, low)
     if first >= low and replayed(first):
         return _largest(replayed, first, high, first)
-    return _largest(replayed, low, max(first - 1, low), max(first - 1, low) if first > low else low)
+    below = max(first - 1, low)
+    return _largest(replayed, low, below, below)
 
 
 def _largest(fits: Callable[[int], bool], low: int, high: int, start: int) -> int:

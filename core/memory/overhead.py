@@ -47,9 +47,5 @@ class DeviceOverhead:
         """What the GPU holds outside the allocator: the CUDA context, and NCCL buffers on several GPUs."""
         return self.cuda_context + (self.nccl if gpus > 1 else 0)
 
-    def device(self, allocated: int, *, gpus: int) -> int:
-        """What the GPU must hold by the prior: reserved peak, CUDA context, and NCCL buffers on several GPUs."""
-        return self.reserved(allocated) + self.context(gpus=gpus)
-
 
 OVERHEAD = DeviceOverhead()

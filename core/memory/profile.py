@@ -182,8 +182,8 @@ class StepProfile:
         except LogUnavailableError:
             log = None
         # a built log must hold the step's own live bytes (a hand-over it misread would not): checked at real shapes
-        if log is not None and any(abs(log.live_peak(*shape) - full.phase_peaks(*shape).bytes.sum(axis=1).max())
-                                   > 1e-4 * log.live_peak(*shape) for shape in LOG_CHECKS):
+        if log is not None and not all(_same_peak(log.live_peak(*shape), full.phase_peaks(*shape))
+                                       for shape in LOG_CHECKS):
             log = None
         return variants, fitted, full, log
 
@@ -215,19 +215,25 @@ class StepProfile:
             return self.fitted[variant].phase_peaks(batch, seq).bytes
         return _traced_peaks(self, batch, seq, variant)
 
+    def _beyond_window(self, seq: int) -> StepProfile | None:
+        """The profile traced with the window shrunk, for a length at or beyond the model's sliding window (see
+        the module docstring); None for a length under it."""
+        window = sliding_window(self.key.model.config_dict)
+        if window is not None and window > WINDOW_STAND_IN and seq >= window:
+            return step_profile(windowed(self.key), self.choice, self.spec)
+        return None
+
     def allocation_log(self, seq: int) -> AllocationLog | None:
         """The full-depth step's allocation log for sequences of length `seq` (`core.memory.steplog`; None
         where the step has none)."""
-        window = sliding_window(self.key.model.config_dict)
-        if window is not None and window > WINDOW_STAND_IN and seq >= window:
-            return step_profile(windowed(self.key), self.choice, self.spec).allocation_log(seq)
+        if (other := self._beyond_window(seq)) is not None:
+            return other.allocation_log(seq)
         return self.log if self.full is not None else None
 
     def phase_peaks(self, batch: int, seq: int) -> PhasePeaks:
         """Per-phase peaks of the full-depth model (see the module docstring)."""
-        window = sliding_window(self.key.model.config_dict)
-        if window is not None and window > WINDOW_STAND_IN and seq >= window:
-            return step_profile(windowed(self.key), self.choice, self.spec).phase_peaks(batch, seq)
+        if (other := self._beyond_window(seq)) is not None:
+            return other.phase_peaks(batch, seq)
         if self.full is not None:
             return self.full.phase_peaks(batch, seq)
         return _traced_full_peaks(self.key, self.choice, self.spec, (batch, seq))
@@ -235,6 +241,11 @@ class StepProfile:
 
 # the shapes at which a built allocation log must reproduce the profile's allocated peak (`StepProfile._fit`)
 LOG_CHECKS = ((2, 512), (1, 2048))
+
+
+def _same_peak(live_peak: int, peaks: PhasePeaks) -> bool:
+    """Whether a log's live peak is the profile's allocated peak (to 0.01%: the fit rounds)."""
+    return abs(live_peak - peaks.bytes.sum(axis=1).max()) <= 1e-4 * live_peak
 # the window a profile of lengths beyond a model's sliding window is traced with: under every design length
 WINDOW_STAND_IN = SEQ_POINTS[0] // 2
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.memory.allocator import AllocatorConfig, ReplayPeaks, replay
+from core.memory.allocator import ReplayPeaks, replay
 from core.memory.profile import GrowthPlan, _basis, _match
 from core.memory.spec import PHASES
 
@@ -89,8 +89,7 @@ class AllocationLog:
         keys = [hash((code, *column)) for code, column in zip(ops, np.round(self.coef.T, 3).tolist(), strict=True)]
         return np.array([keys[i] if f < 0 else hash(("free", keys[f])) for i, f in enumerate(self.freed.tolist())])
 
-    def peaks(self, batch: int, seq: int, *, paged: bool = False,
-              config: AllocatorConfig | None = None) -> ReplayPeaks:
+    def peaks(self, batch: int, seq: int, *, paged: bool = False) -> ReplayPeaks:
         """The allocator's allocated and reserved peaks over a run's first `STEPS` steps at (batch, seq): the
         weights exist before the first; the optimizer makes its states at the start of the first step's
         optimizer phase (torch's optimizers make them lazily, a foreach optimizer all at once in `_init_group`),
@@ -98,7 +97,8 @@ class AllocationLog:
         outside the allocator."""
         sizes = self.sizes(batch, seq)
         kept = np.arange(self.kept)
-        states = kept[self.phase[:self.kept] == OPTIMIZER][:0 if paged else None]
+        is_state = self.phase[:self.kept] == OPTIMIZER
+        states = kept[is_state][:0 if paged else None]
         step = np.arange(self.kept, len(self.freed))
         optimizer = np.flatnonzero(self.phase[step] == OPTIMIZER)
         start = int(optimizer[0]) if len(optimizer) else len(step)
@@ -113,8 +113,7 @@ class AllocationLog:
         log = np.concatenate(events)
         if (log == 0).any():
             raise ValueError(f"an allocation is empty at batch {batch} x {seq} tokens")
-        kwargs = {} if config is None else {"config": config}
-        return replay(log, preallocated=sizes[kept[self.phase[:self.kept] != OPTIMIZER]], **kwargs)
+        return replay(log, preallocated=sizes[kept[~is_state]])
 
 
 def fit_log(logs: dict[tuple[int, int], Timeline]) -> AllocationLog:
@@ -151,12 +150,16 @@ def _canonical(freed: np.ndarray, phase: np.ndarray) -> np.ndarray:
     (autocast's weight casts at the end of the forward), which no copy of another depth repeats. Backward bursts
     are sorted the other way round, as the backward meets the blocks."""
     out = freed.copy()
-    frees = np.flatnonzero(freed >= 0)
-    for burst in np.split(frees, np.flatnonzero(np.diff(frees) > 1) + 1):
+    for burst in _runs(np.flatnonzero(freed >= 0)):
         if len(burst) > 1:
             order = np.sort(freed[burst])
             out[burst] = order[::-1] if phase[burst[0]] == BACKWARD else order
     return out
+
+
+def _runs(indices: np.ndarray) -> list[np.ndarray]:
+    """Sorted indices split into runs of consecutive values."""
+    return [run for run in np.split(indices, np.flatnonzero(np.diff(indices) > 1) + 1) if len(run)]
 
 
 @dataclass
@@ -193,8 +196,7 @@ def _grow(copies: int, base: AllocationLog, grown: AllocationLog) -> _Growth:
     matched = _realigned(_match(base_signatures, signatures, latest=grown.phase[allocations] == BACKWARD),
                          allocations, grown, signatures)
     run_of = np.full(len(grown.freed), -1, dtype=np.int64)
-    added = np.flatnonzero(matched < 0)
-    for index, run in enumerate(np.split(added, np.flatnonzero(np.diff(added) > 1) + 1)):
+    for index, run in enumerate(_runs(np.flatnonzero(matched < 0))):
         run_of[allocations[run]] = index
     runs = int(run_of.max()) + 1
     previous = np.maximum.accumulate(np.where(grown.freed < 0, np.arange(len(grown.freed)), -1))
@@ -238,8 +240,7 @@ def _realigned(matched: np.ndarray, allocations: np.ndarray, grown: AllocationLo
     index_of = np.full(len(grown.freed), -1, dtype=np.int64)
     index_of[allocations] = np.arange(len(allocations))
     previous = np.maximum.accumulate(np.where(grown.freed < 0, np.arange(len(grown.freed)), -1))
-    added = np.flatnonzero(matched < 0)
-    runs = [run for run in np.split(added, np.flatnonzero(np.diff(added) > 1) + 1) if len(run)]
+    runs = _runs(np.flatnonzero(matched < 0))
     for later in runs:
         made = set(allocations[later].tolist())
         frees = [e for e in np.flatnonzero(grown.freed >= 0).tolist() if previous[e] in made]

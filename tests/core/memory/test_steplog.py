@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from catalogue_copies import shallow
 
+from core.cli import main
 from core.memory.allocator import replay
 from core.memory.budget import RESERVED_SOURCES, largest_batch, replayed_peaks, sizer
 from core.memory.profile import DESIGN, StepProfile, growth_plan
@@ -109,7 +110,8 @@ def test_the_largest_batch_is_the_largest_whose_replayed_device_peak_fits(tmp_pa
     assert batch >= 5
 
 
-def test_blocks_of_several_kinds_fall_back_on_the_prior_and_say_so(tmp_path: Path) -> None:
+def test_blocks_of_several_kinds_fall_back_on_the_prior_and_say_so(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """Gemma-2 alternates sliding and global attention blocks: the log is not built (its kinds' copies differ by
     more than one block), and the breakdown says its reserved peak is the prior's."""
     from core.counting import count_parameters
@@ -121,6 +123,10 @@ def test_blocks_of_several_kinds_fall_back_on_the_prior_and_say_so(tmp_path: Pat
     training = TrainingSetup(batch_size=1, seq_len=256, precision="bf16-mixed", gradient_checkpointing=True)
     memory = sizer(key, choice, count_parameters(key, choice), training, "none").breakdown()
     assert memory.reserved_from == "prior" and memory.reserved == memory.allocated
+    # and the CLI's table says so beside the figure
+    assert main(["estimate", "--model", str(tmp_path / "config.json"), "--method", "lora", "--seq-len", "256",
+                 "--gradient-checkpointing"]) == 0
+    assert f"reserved: {RESERVED_SOURCES['prior']}" in capsys.readouterr().out
 
 
 def test_a_replay_is_kept_on_disk_for_the_next_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
