@@ -240,6 +240,36 @@ def test_replay_matches_the_allocator_on_random_steps() -> None:
         assert allocator.peak_allocated <= allocator.peak_reserved
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_the_fast_default_replay_is_the_allocator_event_for_event(seed: int) -> None:
+    """`replay` under default settings runs an inlined loop; the class is its reference. Sizes repeat (equal free
+    blocks are told apart by address) and some are kept from before the step, as a real log's are."""
+    rng = random.Random(seed)
+    sizes = [int(2 ** rng.uniform(8, 26)) for _ in range(12)]
+    kept = [rng.choice(sizes) for _ in range(5)]
+    events: list[int] = []
+    live: list[int] = []
+    for _ in range(4000):
+        if live and rng.random() < 0.47:
+            events.append(-(live.pop(rng.randrange(len(live))) + 1))
+        else:
+            live.append(len(events))
+            events.append(rng.choice(sizes))
+    allocator = CachingAllocator()
+    handles: dict[int, int] = {}
+    for n in kept:
+        allocator.malloc(n)
+    for i, n in enumerate(events):
+        if n > 0:
+            handles[i] = allocator.malloc(n)
+        else:
+            allocator.free(handles.pop(-n - 1))
+    expected = ReplayPeaks(allocator.peak_allocated, allocator.peak_reserved)
+    assert replay(events, preallocated=kept) == expected
+    # the class's own path (a capacity nothing reaches) agrees too
+    assert replay(events, preallocated=kept, capacity=1 << 50) == expected
+
+
 @pytest.mark.parametrize("config", [AllocatorConfig(), EXPANDABLE, AllocatorConfig(max_split_size=32 * MIB),
                                     AllocatorConfig(roundup_power2_divisions=8)])
 @pytest.mark.parametrize("capacity", [None, 400 * MIB])
