@@ -58,7 +58,10 @@ class Score:
     coverage: float
     worst_source_coverage: float
     mean_width: float
+    median_width: float
     brier: float
+    spearman: float  # rank correlation of predicted and published gaps, all held-out pairs pooled
+    spearman_within: float  # the mean over sources of the rank correlation inside each (papers weighted equally)
     n: int
 
     def __post_init__(self) -> None:
@@ -100,13 +103,14 @@ class LosoReport:
             "metric; per source = the mean over sources of each source's figure",
             "",
             "| predictor | MAE | MAE per source | interval score (80%) | per source | coverage | worst source "
-            "| mean width | Brier P(FFT > +1) | pairs |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| mean width | median width | Spearman | within sources | Brier P(FFT > +1) | pairs |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         lines += [
             f"| {s.name} | {s.mae:.2f} | {s.mae_per_source:.2f} | {s.interval_score:.1f} | "
             f"{s.interval_score_per_source:.1f} | {100 * s.coverage:.1f}% | {100 * s.worst_source_coverage:.0f}% | "
-            f"{s.mean_width:.1f} | {s.brier:.3f} | {s.n} |"
+            f"{s.mean_width:.1f} | {s.median_width:.1f} | {s.spearman:+.2f} | {s.spearman_within:+.2f} | "
+            f"{s.brier:.3f} | {s.n} |"
             for s in self.scores
         ]
         return "\n".join(lines)
@@ -143,10 +147,27 @@ def _score(name: str, frame: pd.DataFrame, settings: GapSettings) -> Score:
     p = stats.norm.cdf((-settings.margin - mean) / sd)
     brier = float(np.mean((p - (y < -settings.margin)) ** 2))
     per_source_coverage = pd.Series(covered).groupby(groups).mean()
+    width = high - low
     return Score(
         name, float(err.mean()), per_source_mean(err, groups), float(score.mean()), per_source_mean(score, groups),
-        float(covered.mean()), float(per_source_coverage.min()), float((high - low).mean()), brier, len(y),
+        float(covered.mean()), float(per_source_coverage.min()), float(width.mean()), float(np.median(width)), brier,
+        _spearman(mean, y), _spearman_within(mean, y, groups), len(y),
     )  # fmt: skip
+
+
+def _spearman(predicted: np.ndarray, published: np.ndarray) -> float:
+    """Spearman's rank correlation; 0 when either side is constant (a constant answer orders nothing)."""
+    if np.ptp(predicted) == 0 or np.ptp(published) == 0:
+        return 0.0
+    return float(stats.spearmanr(predicted, published).statistic)
+
+
+def _spearman_within(predicted: np.ndarray, published: np.ndarray, groups: np.ndarray) -> float:
+    """The mean over sources of each source's rank correlation (sources with one pair left out): whether the
+    answer orders a paper's own comparisons, whatever that paper's overall level."""
+    frame = pd.DataFrame({"p": predicted, "y": published, "g": groups.astype(str)})
+    values = [_spearman(d["p"].to_numpy(), d["y"].to_numpy()) for _, d in frame.groupby("g") if len(d) > 1]
+    return float(np.mean(values)) if values else 0.0
 
 
 def leave_one_source_out(

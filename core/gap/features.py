@@ -108,6 +108,31 @@ class GapScenario:
         return self.match.family
 
 
+# The paper-level terms a fit estimates and a prediction for a user's own run sets to 0 (gap-literature.md:
+# "paper-level differences (tuning effort, which method is the paper's own, an FFT number quoted from elsewhere)
+# are nuisance, not signal").
+NUISANCE: tuple[str, ...] = ("own_method", "fft_quoted", "peft_quoted")
+# Task types that teach a new skill rather than a format (Biderman et al. 2024: code and mathematics are where
+# LoRA falls behind; classification and format-style instruction tuning are where it matches).
+NOVEL_TASKS = frozenset({"code", "reasoning-math"})
+
+
+def own_method(source: object, method_raw: object) -> bool:
+    """Whether a pair's method is the one its paper proposes: the paper is cited by a short method name
+    ("PiSSA (Meng et al. ...)", "GOAT: Make LoRA ...") and the method's name starts with it."""
+    head = re.split(r" \(|:", str(source))[0]
+    if len(head.split()) > 2:  # "LoRA Learns Less and Forgets Less (...)" is a study, not a proposal
+        return False
+    name = re.sub(r"[^a-z0-9]", "", head.lower())
+    return bool(name) and re.sub(r"[^a-z0-9]", "", str(method_raw).lower()).startswith(name)
+
+
+def _flags(values: Sequence[object]) -> np.ndarray:
+    """0/1 floats of booleans; blanks (unknown) count as 0."""
+    flags = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").fillna(0)
+    return (flags.to_numpy(dtype=float) != 0).astype(float)
+
+
 def _str_array(values: Sequence[object]) -> np.ndarray:
     return np.array([str(v) for v in values], dtype=object)
 
@@ -136,9 +161,17 @@ class FeatureTable:
     log_rank: np.ndarray
     log_share: np.ndarray
     ranked: np.ndarray = field(repr=False)
+    # paper-level nuisance (0/1): the method is the paper's own proposal; its FFT or PEFT number was quoted from
+    # another paper. A user's run is none of these (`NUISANCE_FOR_USERS`), so a prediction sets them to 0.
+    own_method: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    fft_quoted: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    peft_quoted: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.task_type)
+        for name in NUISANCE:
+            if len(getattr(self, name)) == 0 and n:
+                object.__setattr__(self, name, np.zeros(n))  # a user's scenario: none of the paper-level terms
         for name in self.__dataclass_fields__:
             if len(getattr(self, name)) != n:
                 raise ValueError(f"feature column {name} has {len(getattr(self, name))} rows, expected {n}")
@@ -164,6 +197,7 @@ class FeatureTable:
         tokens: Sequence[object],
         rank: Sequence[object],
         share_pct: Sequence[object],
+        nuisance: dict[str, Sequence[object]] | None = None,
     ) -> FeatureTable:
         methods = _str_array(method)
         ranked = np.array([m in RANKED_METHODS for m in methods], dtype=bool)
@@ -181,6 +215,7 @@ class FeatureTable:
             log_rank=log_rank,
             log_share=_log(share_pct, 10),
             ranked=ranked,
+            **{name: _flags(values) for name, values in (nuisance or {}).items()},
         )
 
     @classmethod
@@ -197,6 +232,11 @@ class FeatureTable:
             tokens=pairs["train_tokens"].tolist(),
             rank=pairs["rank"].tolist(),
             share_pct=pairs["trainable_pct"].tolist(),
+            nuisance={
+                "own_method": [own_method(s, m) for s, m in zip(pairs["source"], pairs["method_raw"], strict=True)],
+                "fft_quoted": pairs["fft_quoted"].tolist() if "fft_quoted" in pairs else [],
+                "peft_quoted": pairs["peft_quoted"].tolist() if "peft_quoted" in pairs else [],
+            },
         )
 
     @classmethod
@@ -275,6 +315,11 @@ def design(f: FeatureTable, task_types: Sequence[str]) -> Design:
     for dist in DISTRIBUTIONS[1:]:
         add(f"distribution:{dist}", f.distribution == dist, "category")
     add("targets:attention", f.targets == "attention", "category")
+    novel = np.isin(f.task_type, list(NOVEL_TASKS))
+    for family in (fam for fam in dict.fromkeys(m.family for m in METHODS.values()) if fam not in NOT_FITTED_FAMILIES):
+        add(f"novel task x family:{family}", novel & (f.family == family), "method")
+    for name in NUISANCE:
+        add(f"nuisance:{name}", getattr(f, name), "category")
     values, _ = slope_values(f)
     for j, name in enumerate(SLOPES):
         add(name, values[:, j], "slope")

@@ -104,3 +104,11 @@ def test_duplicates_and_aggregates_next_to_their_parts_count_once(pairs_factory:
     assert flags["duplicate"].tolist() == [False] * 5 + [True]
     assert flags["aggregate"].tolist() == [False, False, False, True, False, False]  # an average without parts stays
     assert prepare_pairs(frame)["task"].tolist() == ["GLUE MNLI", "GLUE SST-2", "GLUE QNLI", "SuperGLUE (avg)"]
+
+
+def test_with_a_learnable_truth_the_answer_orders_pairs_as_the_truth_does(report: LosoReport) -> None:
+    ours, zero = report.score(PREDICTOR), report.score(ZERO)
+    # the goal (0.25) is for published evidence; a learnable truth must clear it with room
+    assert ours.spearman > 0.5 and ours.spearman_within > 0.25
+    assert zero.spearman == zero.spearman_within == 0.0  # a constant answer orders nothing
+    assert 0 < ours.median_width <= ours.mean_width * 1.5

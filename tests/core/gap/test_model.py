@@ -133,3 +133,34 @@ def test_the_model_refits_when_users_add_results(wh: Warehouse) -> None:
     after = second.predict(GapScenario("extraction", "ia3", base_params_b=3, train_examples=5_000))
     assert after.evidence_basis == "IA3 pairs on extraction"
     assert [row.gap for row in after.evidence if row.source == "My lab notebook"] == [-10.0] * 4
+
+
+@pytest.mark.parametrize(("source", "method_raw", "own"), [
+    ("PiSSA (Meng, Wang & Zhang, NeurIPS 2024)", "pissa r=128", True),
+    ("PiSSA (Meng, Wang & Zhang, NeurIPS 2024)", "LoRA r=128", False),
+    ("GOAT: Make LoRA Great Again (Fan et al.)", "GOAT", True),
+    ("LoRA (Hu et al. 2021)", "LoRA r=8*", True),
+    ("LoRA Learns Less and Forgets Less (Biderman et al., TMLR 2024)", "LoRA r=16", False),  # a study
+    ("He et al. 2022, Towards a Unified View", "Houlsby adapter", False),
+])
+def test_a_papers_own_method_is_read_from_its_citation(source: str, method_raw: str, own: bool) -> None:
+    from core.gap.features import own_method
+
+    assert own_method(source, method_raw) is own
+
+
+def test_paper_level_nuisance_is_fitted_on_pairs_and_zero_for_a_users_run() -> None:
+    from core.gap.features import NUISANCE, FeatureTable, design
+
+    pairs = pd.DataFrame({"task_type": ["code"] * 2, "method_id": ["lora"] * 2, "family": ["low-rank"] * 2,
+                          "distribution": ["in-domain"] * 2, "targets": [None] * 2, "params_b": [7.0] * 2,
+                          "train_examples": [None] * 2, "train_tokens": [None] * 2, "rank": [8] * 2,
+                          "trainable_pct": [None] * 2, "source": ["MoRA (Jiang et al.)"] * 2,
+                          "method_raw": ["mora r=8", "lora r=8"], "fft_quoted": [True, None],
+                          "peft_quoted": [False, False]})  # fmt: skip
+    table = FeatureTable.from_pairs(pairs)
+    assert table.own_method.tolist() == [1.0, 0.0] and table.fft_quoted.tolist() == [1.0, 0.0]
+    user = FeatureTable.from_scenarios([GapScenario("code", "lora", base_params_b=7.0)], ["code"])
+    matrix = design(user, ["code"])
+    assert all(matrix.matrix[0, matrix.column(f"nuisance:{name}")] == 0 for name in NUISANCE)
+    assert matrix.matrix[0, matrix.column("novel task x family:low-rank")] == 1
