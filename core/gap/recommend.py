@@ -10,12 +10,13 @@ Every method is scored on five criteria, each in [0, 1] against the best candida
 - storage: bytes kept for all tasks (one base plus an adapter per task, or a full copy per task).
 The score is the priority-weighted mean of the criteria (priorities default to 1; 0 ignores a criterion).
 
-Ranking weighs the evidence, not only the mean: methods that fit come first, by score; options whose gap
-intervals overlap and whose scores lie within `tie_margin` of each other are a tie, and within a tie the
-ones with at least `min_evidence` pairs of their own on the task type (FFT, the reference, counts as such)
-come first, then practice's defaults (LoRA on all linear layers, QLoRA), then the score. So a method with
-one pair never outranks one with forty on a 0.1 GiB difference. The research's
-selection guide is reported as numbers from these estimates, never applied as a fixed rule.
+Ranking follows one stated rule, `RANKING` (the rationale prints it, a test checks it is the applied order):
+methods that fit first; among them, the contenders (their gap interval overlaps that of the most accurate option
+that fits: indistinguishable on accuracy at 80%) first; within each group, the well evidenced first (FFT, the
+reference, or a method with `min_evidence` pairs of its own on the task type); then the score. So a method with
+one pair never outranks one with forty because it is a little faster, and a method whose interval lies wholly
+below the best is never chosen for its price. The research's selection guide is reported as numbers from these
+estimates, never applied as a fixed rule.
 """
 
 from __future__ import annotations
@@ -61,12 +62,11 @@ class RecommendSettings:
     time_span: float = 1.0  # decades of hours
     storage_span: float = 2.0  # decades of bytes
     min_evidence: int = 10  # a method's own pairs on the task type to count as well evidenced
-    tie_margin: float = 0.05  # scores this close, with overlapping gap intervals, are decided by evidence
 
     def __post_init__(self) -> None:
         spans = (self.accuracy_span, self.robustness_span, self.cost_span, self.time_span, self.storage_span)
-        if any(not s > 0 for s in spans) or self.min_evidence < 1 or not 0 <= self.tie_margin < 1:
-            raise ValueError("spans must be positive, min_evidence at least 1 and tie_margin in [0, 1)")
+        if any(not s > 0 for s in spans) or self.min_evidence < 1:
+            raise ValueError("spans must be positive and min_evidence at least 1")
 
 
 SETTINGS = RecommendSettings()
@@ -473,30 +473,22 @@ def _rank(candidates: list[Candidate], request: RecommendRequest) -> list[Method
         options.append(MethodOption(c.choice.method, c.label, _reason(c, request), c, MappingProxyType(criteria),
                                     score, tied))  # fmt: skip
 
-    return _evidence_order(sorted(options, key=lambda o: (not o.fits, -o.score, o.method)))
+    return sorted(options, key=ranking_key)
 
 
-def _evidence_order(ranked: list[MethodOption]) -> list[MethodOption]:
-    """Within each run of options that fit, are indistinguishable on accuracy from the run's leader and score
-    within `tie_margin` of it, the better-evidenced come first (FFT and methods with `min_evidence` pairs of
-    their own), then practice's defaults, then the score."""
-    out: list[MethodOption] = []
-    rest = list(ranked)
-    while rest:
-        lead = rest[0]
-        assert lead.candidate is not None
-        run = [o for o in rest if o is lead or (o.fits and lead.fits and _tied(o, lead))]
-        run.sort(key=lambda o: (not o.candidate.evidenced, o.method not in PRACTICE_DEFAULTS, -o.score, o.method)
-                 if o.candidate is not None else (True, True, 0.0, o.method))  # fmt: skip
-        out += run
-        rest = [o for o in rest if o not in run]
-    return out
+# The ranking rule in the words the rationale prints, in the order `ranking_key` applies it.
+RANKING: tuple[str, ...] = (
+    "fits the GPU budget",
+    "indistinguishable on accuracy at 80% from the most accurate option that fits",
+    f"well evidenced (FFT, or at least {SETTINGS.min_evidence} published pairs of its own on the task type)",
+    "the priority-weighted score (accuracy at the interval's low end, robustness, cost, time, storage)",
+)
 
 
-def _tied(a: MethodOption, b: MethodOption) -> bool:
-    assert a.candidate is not None and b.candidate is not None
-    overlap = a.candidate.low <= b.candidate.high and b.candidate.low <= a.candidate.high
-    return overlap and abs(a.score - b.score) <= SETTINGS.tie_margin
+def ranking_key(option: MethodOption) -> tuple[bool, bool, bool, float, str]:
+    """`RANKING` as a sort key (the method id last, so equal scores order the same way every run)."""
+    evidenced = option.candidate is not None and option.candidate.evidenced
+    return (not option.fits, not option.indistinguishable, not evidenced, -option.score, option.method)
 
 
 def _rationale(choice: MethodOption | None, options: list[MethodOption], request: RecommendRequest) -> list[str]:
@@ -509,7 +501,8 @@ def _rationale(choice: MethodOption | None, options: list[MethodOption], request
     if len(tied) > 1:
         lines.append(
             f"{len(tied)} methods that fit are indistinguishable on accuracy at 80% "
-            f"({', '.join(o.label for o in tied)}): the choice goes to evidence, then memory, time and cost"
+            f"({', '.join(o.label for o in tied)}): the choice goes to evidence, then to the score; ranked by: "
+            + "; ".join(f"{i}. {rule}" for i, rule in enumerate(RANKING, start=1))
         )
     runner = next((o for o in options if o is not choice and o.candidate is not None and o.fits), None)
     evidence = "the reference" if c.gap is None else f"{c.reported} pairs of its own on {request.task_type}"
@@ -521,6 +514,7 @@ def _rationale(choice: MethodOption | None, options: list[MethodOption], request
         f"{duration(request.tasks * c.plan.hours)} and {dollars(request.tasks * c.plan.dollars)} for "
         f"{_tasks(request.tasks)}"
     )
+    lines.append(_evidence_sentence(choice, tied, request))
     lines.append(choice.reason)
     fft = next(o for o in options if o.method == "fft")
     if fft is not choice and fft.candidate is not None:
@@ -533,6 +527,27 @@ def _rationale(choice: MethodOption | None, options: list[MethodOption], request
                 f"{human_bytes(fft.candidate.storage_bytes)}"
             )
     return lines
+
+
+def _evidence_sentence(choice: MethodOption, tied: list[MethodOption], request: RecommendRequest) -> str:
+    """The evidence that drove the choice, in one sentence a manager can read, with its closest comparisons."""
+    gap = choice.gap
+    if gap is None:
+        return (f"why: full fine-tuning is the reference every published comparison is made against, and no method "
+                f"that fits is ahead of it on {request.task_type} at 80%")
+    evidenced = [o for o in tied if o.candidate is not None and o.candidate.evidenced]
+    pairs = f"at least {SETTINGS.min_evidence} published pairs of its own"
+    if not evidenced:
+        standing = f"not backed by {pairs}, nor is any of them, so the best score decides"
+    elif len(evidenced) == 1:
+        standing = f"the only one of them with {pairs}"
+    else:
+        standing = f"one of the {len(evidenced)} of them with {pairs}"
+    closest = "; ".join(f"{r.method_raw} {r.gap:+.1f} on {r.task} ({r.model}, {r.source.split(' (')[0]})"
+                        for r in gap.evidence[:2])
+    return (f"why: {choice.label} is expected at {gap.mean:+.1f} points against full fine-tuning "
+            f"({gap.low:+.1f} to {gap.high:+.1f}); it is {standing} on {request.task_type}, and scores best on your "
+            f"priorities among those; closest published comparisons: {closest or 'none'}")
 
 
 def _guide(

@@ -164,3 +164,22 @@ def test_paper_level_nuisance_is_fitted_on_pairs_and_zero_for_a_users_run() -> N
     matrix = design(user, ["code"])
     assert all(matrix.matrix[0, matrix.column(f"nuisance:{name}")] == 0 for name in NUISANCE)
     assert matrix.matrix[0, matrix.column("novel task x family:low-rank")] == 1
+
+
+@pytest.mark.parametrize("task", ["instruction", "reasoning-math"])
+def test_prompt_tuning_on_a_7b_instruction_or_math_task_sits_3_points_under_lora(real_model: GapModel,
+                                                                                   task: str) -> None:
+    """The shipped evidence (HydraLoRA, PEFT's GSM8K benchmark, He et al.) puts soft prompts on 7B instruction and
+    math tasks well under LoRA; the answer must say so at equal settings."""
+    settings = {"base_params_b": 7.0, "train_examples": 100_000}
+    prompt = real_model.predict(GapScenario(task, "prompt_tuning", **settings))
+    lora = real_model.predict(GapScenario(task, "lora", **settings))
+    assert prompt.mean <= lora.mean - 3, (prompt.summary(), lora.summary())
+
+
+@pytest.mark.parametrize("task", ["reasoning-math", "code"])
+def test_lora_on_math_or_code_with_100k_examples_is_further_behind_than_classification_with_10k(
+        real_model: GapModel, task: str) -> None:
+    hard = real_model.predict(GapScenario(task, "lora", base_params_b=7.0, train_examples=100_000))
+    easy = real_model.predict(GapScenario("classification", "lora", base_params_b=7.0, train_examples=10_000))
+    assert hard.mean < easy.mean, (hard.summary(), easy.summary())

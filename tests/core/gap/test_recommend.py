@@ -198,3 +198,58 @@ def test_an_unknown_task_type_is_answered_with_a_note(real_model: GapModel, qwen
     rec = _run(real_model, qwen_small, task_type="poetry")
     lora = _option(rec, "lora")
     assert lora.gap is not None and any("'poetry' is not one TuneWise knows" in n for n in lora.gap.notes)
+
+
+# The three scenarios at a size the suite can trace (Qwen2.5-1.5B for 8B and 7B, the GPU budgets
+# scaled down with it): the order the rationale states must be the order applied, and the answers must differ
+# where the evidence does.
+SCENARIOS = (
+    {"task_type": "classification", "train_examples": 20_000, "gpu": "t4", "gpus": 1},
+    {"task_type": "reasoning-math", "train_examples": 100_000, "gpu": "l4", "gpus": 2},
+    {"task_type": "code", "train_examples": 500_000, "gpu": "a10g", "gpus": 8},
+)
+COMPARED = ("lora", "qlora", "prompt_tuning", "ia3", "prefix_tuning", "adalora", "vera")
+
+
+@pytest.fixture(scope="module")
+def three(real_model: GapModel, qwen_mid: ResolvedModel) -> list[Recommendation]:
+    return [_run(real_model, qwen_mid, methods=COMPARED, **scenario) for scenario in SCENARIOS]
+
+
+def test_the_stated_ranking_is_the_applied_one(three: list[Recommendation]) -> None:
+    from core.gap.recommend import RANKING
+
+    for rec in three:
+        options = [o for o in rec.options if o.candidate is not None]
+        groups = [(o.fits, o.indistinguishable, o.candidate.evidenced) for o in options if o.candidate is not None]
+        # rule 1-3: fits, then contenders, then the well evidenced: each a block, True before False
+        assert groups == sorted(groups, reverse=True), [(o.method, g) for o, g in zip(options, groups, strict=True)]
+        # rule 4: within a block, by score
+        for a, b in zip(options, options[1:], strict=False):
+            assert a.candidate is not None and b.candidate is not None
+            if (a.fits, a.indistinguishable, a.candidate.evidenced) == (b.fits, b.indistinguishable,
+                                                                       b.candidate.evidenced):
+                assert a.score >= b.score, (a.method, b.method)
+        assert rec.choice is options[0]
+        stated = next(line for line in rec.rationale if "ranked by:" in line)
+        assert [stated.index(rule) for rule in RANKING] == sorted(stated.index(rule) for rule in RANKING)
+        why = next(line for line in rec.rationale if line.startswith("why:"))
+        assert why.startswith(f"why: {rec.choice.label} is expected at" if rec.choice.gap is not None
+                              else "why: full fine-tuning is the reference"), why
+
+
+def test_the_three_scenarios_get_answers_that_differ_where_the_evidence_does(three: list[Recommendation]) -> None:
+    lora = [_option(rec, "lora").gap for rec in three]
+    prompt = [_option(rec, "prompt_tuning").gap for rec in three]
+    assert all(g is not None for g in lora + prompt)
+    means = [g.mean for g in lora if g is not None]
+    assert len({round(m, 1) for m in means}) == 3, means  # one expected gap per scenario, not one constant
+    classification, math = (g for g in (lora[0], lora[1]) if g is not None)
+    assert classification.evidence_basis != math.evidence_basis  # each backed by its own task's comparisons
+    chosen = [rec.choice.method for rec in three if rec.choice is not None]
+    assert len(chosen) == 3 and len(set(chosen)) > 1, chosen  # not one answer for every scenario
+    for rec in three:
+        assert rec.choice is not None
+        if rec.choice.gap is not None:  # a PEFT choice names the comparisons behind it
+            why = next(line for line in rec.rationale if line.startswith("why:"))
+            assert rec.choice.gap.n_evidence > 0 and "none" not in why.split("comparisons:")[1], why
