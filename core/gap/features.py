@@ -133,6 +133,11 @@ def _flags(values: Sequence[object]) -> np.ndarray:
     return (flags.to_numpy(dtype=float) != 0).astype(float)
 
 
+def _quantized_methods(methods: np.ndarray) -> np.ndarray:
+    """1.0 for registry methods that train on a quantized base (QLoRA), else 0."""
+    return np.array([1.0 if m in METHODS and METHODS[m].quantized_base else 0.0 for m in methods])
+
+
 def _str_array(values: Sequence[object]) -> np.ndarray:
     return np.array([str(v) for v in values], dtype=object)
 
@@ -163,12 +168,16 @@ class FeatureTable:
     ranked: np.ndarray = field(repr=False)
     # paper-level nuisance (0/1): the method is the paper's own proposal; its FFT or PEFT number was quoted from
     # another paper. A user's run is none of these (`NUISANCE_FOR_USERS`), so a prediction sets them to 0.
+    # 0/1: the frozen base is quantized (QLoRA-style 4/8-bit); a registry method says so itself
+    quantized: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     own_method: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     fft_quoted: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     peft_quoted: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.task_type)
+        if len(self.quantized) == 0 and n:  # rows of registry methods: the registry says
+            object.__setattr__(self, "quantized", _quantized_methods(self.method))
         for name in NUISANCE:
             if len(getattr(self, name)) == 0 and n:
                 object.__setattr__(self, name, np.zeros(n))  # a user's scenario: none of the paper-level terms
@@ -215,7 +224,7 @@ class FeatureTable:
             log_rank=log_rank,
             log_share=_log(share_pct, 10),
             ranked=ranked,
-            **{name: _flags(values) for name, values in (nuisance or {}).items()},
+            **{name: _flags(list(values)) for name, values in (nuisance or {}).items()},
         )
 
     @classmethod
@@ -233,6 +242,9 @@ class FeatureTable:
             rank=pairs["rank"].tolist(),
             share_pct=pairs["trainable_pct"].tolist(),
             nuisance={
+                "quantized": np.maximum(_quantized_methods(np.array([str(m) for m in pairs["method_id"]])),
+                                        pairs["quantization"].notna().to_numpy(float) if "quantization" in pairs
+                                        else 0.0),
                 "own_method": [own_method(s, m) for s, m in zip(pairs["source"], pairs["method_raw"], strict=True)],
                 "fft_quoted": pairs["fft_quoted"].tolist() if "fft_quoted" in pairs else [],
                 "peft_quoted": pairs["peft_quoted"].tolist() if "peft_quoted" in pairs else [],
@@ -318,6 +330,7 @@ def design(f: FeatureTable, task_types: Sequence[str]) -> Design:
     novel = np.isin(f.task_type, list(NOVEL_TASKS))
     for family in (fam for fam in dict.fromkeys(m.family for m in METHODS.values()) if fam not in NOT_FITTED_FAMILIES):
         add(f"novel task x family:{family}", novel & (f.family == family), "method")
+    add("quantized base", f.quantized, "category")
     for name in NUISANCE:
         add(f"nuisance:{name}", getattr(f, name), "category")
     values, _ = slope_values(f)

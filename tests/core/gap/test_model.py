@@ -183,3 +183,12 @@ def test_lora_on_math_or_code_with_100k_examples_is_further_behind_than_classifi
     hard = real_model.predict(GapScenario(task, "lora", base_params_b=7.0, train_examples=100_000))
     easy = real_model.predict(GapScenario("classification", "lora", base_params_b=7.0, train_examples=10_000))
     assert hard.mean < easy.mean, (hard.summary(), easy.summary())
+
+
+def test_a_quantized_base_is_a_feature_of_pairs_and_of_a_users_qlora_run() -> None:
+    from core.gap.features import FeatureTable, design
+
+    user = FeatureTable.from_scenarios([GapScenario("code", "qlora"), GapScenario("code", "lora")], ["code"])
+    assert user.quantized.tolist() == [1.0, 0.0]
+    matrix = design(user, ["code"])
+    assert matrix.matrix[:, matrix.column("quantized base")].tolist() == [1.0, 0.0]

@@ -3,6 +3,7 @@ expected way, many tasks favouring adapters by storage, and bad input."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 
 import pandas as pd
@@ -225,7 +226,7 @@ def test_the_stated_ranking_is_the_applied_one(three: list[Recommendation]) -> N
         # rule 1-3: fits, then contenders, then the well evidenced: each a block, True before False
         assert groups == sorted(groups, reverse=True), [(o.method, g) for o, g in zip(options, groups, strict=True)]
         # rule 4: within a block, by score
-        for a, b in zip(options, options[1:], strict=False):
+        for a, b in itertools.pairwise(options):
             assert a.candidate is not None and b.candidate is not None
             if (a.fits, a.indistinguishable, a.candidate.evidenced) == (b.fits, b.indistinguishable,
                                                                        b.candidate.evidenced):
