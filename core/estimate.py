@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -10,7 +11,7 @@ from typing import Any
 from core.counting import ParameterCount, count_parameters
 from core.errors import InputError, NotApplicableError
 from core.memory.ahead import trace_ahead
-from core.memory.budget import TrainingEstimate, estimate_training, step_spec
+from core.memory.budget import TrainingEstimate, check_positions, estimate_training, step_spec
 from core.memory.quantization import check_quantization, unquantized_experts
 from core.memory.spec import StepSpec
 from core.registry import MethodChoice
@@ -93,6 +94,8 @@ def estimate(scenario: Scenario, *, skip_inapplicable: bool = False) -> Estimate
     prompt's 30 default layers on a 12-block model), is reported with its reason instead of failing the run."""
     results, notes = [], dict.fromkeys(scenario.warnings)
     key, setup = scenario.skeleton_key, scenario.training
+    with contextlib.suppress(NotApplicableError):  # a model that cannot be built is reported per method below
+        check_positions(key, setup)  # a bad length is refused before any cold trace, not after
     trace_ahead(key, list(_steps(scenario)))
     for choice in scenario.methods:
         try:

@@ -328,18 +328,24 @@ def _grad_elem(peaks: np.ndarray, block: np.ndarray) -> int:
 def sizer(key: SkeletonKey, choice: MethodChoice, count: ParameterCount, setup: TrainingSetup,
           quantization: str) -> Sizer:
     """The cached-work part of an estimate: the traced profile."""
+    check_positions(key, setup)
     profile = remembered_profile(key, choice, step_spec(setup, quantization))
     master = count.trainable_params * 2 if setup.mixed and not choice.spec.is_peft else 0
     # FSDP's root unit and ZeRO-3's largest gathered root module, in the trace's compute dtype (2 bytes unless fp32)
     shape, element = model_shape(key), 4 if setup.precision == "fp32" else 2
-    if 0 < shape.learned_positions < setup.seq_len:
-        raise InputError(f"--seq-len {setup.seq_len} exceeds the {shape.learned_positions} positions of "
-                         f"{key.model.name}'s learned position table: a longer sequence indexes past it and the run "
-                         f"fails; use --seq-len {shape.learned_positions} or less")
     # autocast caches a half-precision copy of each weight that requires grad on its first use in the forward
     # (torch/csrc/autograd/autocast_mode.cpp, `cached_cast`): the trained weights, in the compute dtype
     cache = count.trainable_params * element if setup.mixed else 0
     return Sizer(profile, master, setup, cache, shape.root_params * element, shape.largest_root_params * element)
+
+
+def check_positions(key: SkeletonKey, setup: TrainingSetup) -> None:
+    """Refuse a length past a learned position table before anything is traced (the model's shape is cached)."""
+    positions = model_shape(key).learned_positions
+    if 0 < positions < setup.seq_len:
+        raise InputError(f"--seq-len {setup.seq_len} exceeds the {positions} positions of {key.model.name}'s "
+                         "learned position table: a longer sequence indexes past it and the run fails; use "
+                         f"--seq-len {positions} or less")
 
 
 def remembered_profile(key: SkeletonKey, choice: MethodChoice, spec: StepSpec) -> StepProfile:

@@ -123,3 +123,15 @@ def test_a_config_transformers_cannot_build_is_one_line_exit_2(capsys: pytest.Ca
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1
     assert "cannot build" in err and "AssertionError" in err and "is_decoder=True" in err
+
+
+def test_a_length_past_the_position_table_is_refused_before_any_trace(capsys: pytest.CaptureFixture[str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.estimate
+
+    def no_trace(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a trace started before the length was checked")
+
+    monkeypatch.setattr(core.estimate, "trace_ahead", no_trace)
+    code, out, err = run_cli(capsys, "estimate", "--model", "gpt2", "--method", "lora,fft", "--seq-len", "2048")
+    assert code == 2 and out == "" and "use --seq-len 1024 or less" in err
