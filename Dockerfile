@@ -24,8 +24,9 @@ COPY --chown=tunewise:tunewise .streamlit ./.streamlit
 USER 1000:1000
 # Build the warehouse from the shipped seed at image build time, so read-only demos have data.
 RUN TUNEWISE_READ_ONLY=0 python -m core warehouse init
-# Trace the opening pages' training steps (Decide's and Memory's, on the default model) into the image's trace
-# cache, so a fresh container answers them from disk instead of tracing for tens of seconds.
+# The opening pages' training steps (Decide's and Memory's, on the default model) ship in data/profiles; where the
+# image's torch, transformers or peft differ from the versions they were built with, trace them into the image's
+# cache here instead, so a fresh container still answers them from disk (with shipped profiles this is quick).
 RUN python -m core recommend --task-type classification --train-examples 10000 --gpu A100-80GB \
         --model meta-llama/Llama-2-7b-hf \
         > /dev/null \

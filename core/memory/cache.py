@@ -11,6 +11,12 @@ processes never read half an entry. The folder is `$TUNEWISE_CACHE_DIR`, or the 
 
 Processes (app sessions, replicas, CLI calls) that need the same missing profile at once trace it once: the
 first holds the entry's lock file while it traces, the others wait on it and then read what it stored (`claim`).
+
+Entries missing from that folder are read from `data/profiles/`, the opening pages' entries shipped with
+TuneWise (`python data/build_profiles.py` writes them), so a fresh install answers its default scenarios without
+tracing. The shipped folder is read only while its manifest names the installed engine packages, this
+TRACE_VERSION and the hash of the engine's source (`ENGINE_SOURCES`): after an upgrade or an edit of the engine
+it is ignored (and a test says to rebuild it), never read stale.
 """
 
 from __future__ import annotations
@@ -44,6 +50,40 @@ Fit = tuple[np.ndarray, np.ndarray]  # (coefficients, phases)
 # the copies traced, each copy's fitted events, the full-depth model's events (None: traced per shape) and the
 # full-depth step's allocation log as named arrays (`core.memory.steplog.AllocationLog`; None: it has none)
 Entry = tuple[list[tuple[int, dict[str, int] | None]], list[Fit] | None, Fit | None, dict[str, np.ndarray] | None]
+
+
+# The code a shipped entry is the outcome of: the model, method and counting layers and the memory engine.
+_CORE = Path(__file__).resolve().parent.parent
+ENGINE_SOURCES: tuple[Path, ...] = (
+    *sorted((_CORE / "memory").glob("*.py")),
+    *(_CORE / name for name in ("apply.py", "counting.py", "models.py", "peft_counts.py", "registry.py",
+                                "skeleton.py", "skeleton_key.py")),
+)
+SHIPPED_DIR = _CORE.parent / "data" / "profiles"
+MANIFEST = "manifest.json"
+
+
+def shipped_manifest() -> dict[str, Any]:
+    """What the shipped entries must have been built with to be read: versions, TRACE_VERSION, engine source."""
+    return {"versions": list(package_versions()), "trace": TRACE_VERSION, "source": source_version(*ENGINE_SOURCES)}
+
+
+@cache
+def shipped_dir() -> Path | None:
+    """`data/profiles/` when its manifest matches this install and engine (see the module docstring), else None."""
+    try:
+        manifest = json.loads((SHIPPED_DIR / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return SHIPPED_DIR if manifest == shipped_manifest() else None
+
+
+def _existing(filename: str) -> Path | None:
+    """The entry's file in the cache folder, else in the shipped folder, else None."""
+    for folder in (cache_dir(), shipped_dir()):
+        if folder is not None and (folder / filename).is_file():
+            return folder / filename
+    return None
 
 
 def cache_dir() -> Path | None:
@@ -97,9 +137,8 @@ def entry_key(key: SkeletonKey, choice: MethodChoice, spec: StepSpec) -> str:
 
 def load(name: str) -> Entry | None:
     """The cached entry, or None when there is none (or it cannot be read: it is then traced again)."""
-    folder = cache_dir()
-    path = folder / f"{name}.npz" if folder else None
-    if path is None or not path.is_file():
+    path = _existing(f"{name}.npz")
+    if path is None:
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -116,8 +155,7 @@ def load(name: str) -> Entry | None:
 
 def has(name: str) -> bool:
     """Whether an entry is stored (a look, not a read: for deciding what is missing)."""
-    folder = cache_dir()
-    return folder is not None and (folder / f"{name}.npz").is_file()
+    return _existing(f"{name}.npz") is not None
 
 
 @contextmanager
@@ -160,9 +198,8 @@ def store(name: str, entry: Entry) -> None:
 
 def load_record(name: str) -> dict[str, Any] | None:
     """The cached JSON record, or None when there is none (or it cannot be read: it is then derived again)."""
-    folder = cache_dir()
-    path = folder / f"{name}.json" if folder else None
-    if path is None or not path.is_file():
+    path = _existing(f"{name}.json")
+    if path is None:
         return None
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
