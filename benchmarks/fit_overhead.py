@@ -3,7 +3,7 @@
     python benchmarks/fit_overhead.py
 
 Copy the printed `fragmentation` and `reserve` into `DeviceOverhead`; `bench_published_gpu.py --loo` scores the
-fit without each row, so the error shown in the README is not scored on its own fit.
+fit without each row, so the error shown in docs/accuracy.md is not scored on its own fit.
 """
 
 from __future__ import annotations

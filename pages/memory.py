@@ -242,5 +242,5 @@ except InputError as exc:
 else:
     st.code(shlex.join(flags), language="bash")
 st.caption(f"Memory in GiB (2^30 bytes); time in hours, cost in US dollars. {report.model} counted with peft. "
-           "Accuracy of the activation model: see the README's Accuracy section (CPU probe comparison).")
+           "Accuracy of the activation model: see docs/accuracy.md (memory against the CPU probe).")
 share_link()

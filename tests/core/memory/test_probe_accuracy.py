@@ -13,7 +13,7 @@ from core.memory.accuracy import VARIANTS, Case, covering_matrix, run_case
 from core.registry import candidate_ids
 
 TOLERANCE = 3.0  # percent of the probe's bytes
-# Known gap (README, Accuracy), held to a loose bound so that it cannot grow unseen: DoRA on GPT-2's Conv1D in
+# Known gap (docs/accuracy.md), held to a loose bound so that it cannot grow unseen: DoRA on GPT-2's Conv1D in
 # fp32, where the real forward keeps each fused QKV weight's update alive and the fake trace frees it.
 # CPT, whose real forward keeps 31,300 bytes more than the trace on every tiny family (2-4% there; not found).
 KNOWN_GAPS: dict[tuple[str, str], str] = {("gpt2", "dora"): "DoRA on Conv1D", ("*", "cpt"): "CPT's loss"}
