@@ -21,7 +21,13 @@ def test_cpu_probe_in_browser(page: Page, browser: Browser, app_url: str, tmp_pa
     assert "Calibrate" in page.inner_text("h1")
     start = page.get_by_role("button", name="Start calibration")
     start.click()
-    expect(start).to_be_disabled(timeout=90_000)  # while it runs
+    try:
+        expect(start).to_be_disabled(timeout=30_000)  # while it runs
+    except AssertionError:
+        # on a loaded machine the first click can land in a rerun the page's link settings set off, and be lost;
+        # a second click starts the run (a run already going would refuse it and keep the button disabled)
+        start.click()
+        expect(start).to_be_disabled(timeout=90_000)
     other = browser.new_context().new_page()  # a second user: same machine, same live run
     other.goto(url)
     expect(other.get_by_text("a calibration run is already running (started")).to_be_visible(timeout=90_000)
