@@ -21,6 +21,7 @@ from core.memory.budget import SHARDING_NAMES, TrainingEstimate, estimate_traini
 from core.memory.gpus import catalogue, find_gpu
 from core.memory.quantization import check_quantization
 from core.memory.setup import TrainingSetup
+from core.memory.sharding import SHARDINGS
 from core.registry import ALL_LINEAR, MethodChoice
 from core.skeleton_key import SkeletonKey
 from core.units import GIB
@@ -186,9 +187,9 @@ def _candidates(key: SkeletonKey, choice: MethodChoice, setup: TrainingSetup, ba
                     replace(setup, seq_len=length, batch_size=1, accumulation=effective)))
     if setup.optimizer in FULL_PRECISION_ADAMS and base.memory.optimizer > 0.05 * base.memory.device:
         out.append(("8-bit AdamW (bitsandbytes) instead of fp32 states", choice, replace(setup, optimizer=EIGHT_BIT)))
-    if setup.sharding != "none" and setup.offload == "none":
+    if SHARDINGS[setup.sharding].shards and setup.offload == "none":
         out.append(("offload the optimizer states to CPU memory", choice, replace(setup, offload="optimizer")))
-    if setup.sharding in ("zero3", "fsdp") and setup.offload != "params":
+    if SHARDINGS[setup.sharding].shards_weights and setup.offload != "params":
         out.append(("offload the parameters and optimizer states to CPU memory", choice,
                     replace(setup, offload="params")))
     out += _more_gpus(key, choice, setup, base)
@@ -208,15 +209,15 @@ def _more_gpus(key: SkeletonKey, choice: MethodChoice, setup: TrainingSetup,
         est = base if not extra else _estimate(key, choice, trial)
         if est is None or est.fit is None:
             continue
-        sharded = {m: n for m, n in est.fit.min_gpus.items() if m != "none"}
+        sharded = {m: n for m, n in est.fit.min_gpus.items() if SHARDINGS[m].shards}
         on_budget = [m for m in sharded if sharded[m] <= setup.gpus]  # lightest stage first (SHARDINGS order)
         fewest = min(sharded, key=lambda m: sharded[m], default=None)
         for mode in dict.fromkeys([*on_budget[:1], *([fewest] if fewest is not None else [])]):
             gpus = max(sharded[mode], setup.gpus)
-            offload = setup.offload if mode in ("zero3", "fsdp") or setup.offload != "params" else "optimizer"
+            offload = setup.offload if SHARDINGS[mode].shards_weights or setup.offload != "params" else "optimizer"
             where = f"over the budget's {gpus} GPUs" if gpus == setup.gpus else f"on {gpus} x {est.fit.gpu}"
             out.append((f"shard with {SHARDING_NAMES[mode]} {where}{extra}", choice,
-                        replace(trial, gpus=gpus, sharding=mode, offload=offload if setup.sharding != "none"
+                        replace(trial, gpus=gpus, sharding=mode, offload=offload if SHARDINGS[setup.sharding].shards
                                 else "none")))
         if out:
             break

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from core.errors import InputError
 from core.memory.setup import TrainingSetup
+from core.memory.sharding import SHARDINGS
 from core.models import ResolvedModel
 from core.registry import KNOBS, MethodChoice
 from core.skeleton_key import SkeletonKey, default_task
@@ -66,7 +67,7 @@ class Scenario:
 
     def _sharding_note(self) -> str:
         setup = self.training
-        if setup.sharding == "none" or setup.gpus < 2:
+        if not SHARDINGS[setup.sharding].shards or setup.gpus < 2:
             return ""
         return (f"--sharding {setup.sharding} on {setup.gpus} GPUs is modelled by arithmetic over a one-GPU traced "
                 "step (partitioned optimizer states, gradients and weights; gathered blocks in flight), not traced "

@@ -30,6 +30,7 @@ from core.memory.gpus import Gpu, find_gpu
 from core.memory.overhead import OVERHEAD
 from core.memory.profile import StepProfile, step_profile
 from core.memory.setup import PAGED_OPTIMIZERS, SHARDINGS, TrainingSetup
+from core.memory.sharding import SHARDINGS as SHARDING_MODES
 from core.memory.spec import ACTIVATIONS, CATEGORIES, GRADIENTS, OPTIMIZER, PHASES, TEMPORARIES, WEIGHTS, StepSpec
 from core.memory.throughput import TrainingTime, flops_per_token, recompute_flops_per_token, training_time
 from core.registry import MethodChoice
@@ -43,16 +44,10 @@ TRACE_SOURCES: tuple[Path, ...] = tuple(Path(__file__).resolve().parents[1] / na
 REPLAY_SOURCES: tuple[Path, ...] = tuple(Path(__file__).resolve().parent / name
                                          for name in ("allocator.py", "steplog.py"))
 MAX_GPUS = 512  # the largest cluster a fine-tune is planned on: 64 eight-GPU nodes
-SHARDING_NAMES = {"none": "data parallel (DDP)", "zero1": "ZeRO-1", "zero2": "ZeRO-2", "zero3": "ZeRO-3",
-                  "fsdp": "FSDP"}
+SHARDING_NAMES = {mode.id: mode.name for mode in SHARDING_MODES.values()}
 # A sharding mode suits a run when what it partitions is at least this share of the unsharded per-GPU peak;
 # below it the mode adds communication for no memory (e.g. ZeRO-1/2 for a LoRA: only the adapter's states).
 SUITED_SHARE = 0.10
-# What each mode partitions across the GPUs (ZeRO, Rajbhandari et al. 2019, §5; FSDP full sharding = ZeRO-3).
-SHARDED_TERMS: dict[str, tuple[str, ...]] = {
-    "zero1": ("optimizer",), "zero2": ("optimizer", "gradients"),
-    "zero3": ("optimizer", "gradients", "weights"), "fsdp": ("optimizer", "gradients", "weights"),
-}
 MAX_BATCH = 1 << 20
 REDUCE_BUCKET_ELEMENTS = 500_000_000  # DeepSpeed's default reduce_bucket_size
 _FORWARD, _BACKWARD, _CLIP, _OPTIMIZER = (PHASES.index(p) for p in ("forward", "backward", "clip", "optimizer"))
@@ -179,7 +174,7 @@ class Fit:
         if fewest is None:
             return self.gpus_note
         mode, n = fewest
-        return f"{n} x {self.gpu}" + ("" if mode == "none" else f" with {SHARDING_NAMES[mode]}")
+        return f"{n} x {self.gpu}" + ("" if not SHARDING_MODES[mode].shards else f" with {SHARDING_NAMES[mode]}")
 
     @property
     def unsuited_text(self) -> str:
@@ -237,7 +232,7 @@ class Sizer:
         phase = int(np.argmax(per_gpu.sum(axis=1)))
         row = [round(v) for v in per_gpu[phase]]
         allocated = sum(row)
-        single = n == 1 and setup.sharding == "none" and setup.offload == "none"
+        single = n == 1 and not SHARDING_MODES[setup.sharding].shards and setup.offload == "none"
         cached, source = self._cached(allocated, shape, exact=single and replayed)
         return MemoryBreakdown(**dict(zip(CATEGORIES, row, strict=True)), cached=cached,
                                context=OVERHEAD.context(gpus=n), phase=PHASES[phase], paged=paged,
@@ -279,9 +274,9 @@ def _distribute(peaks: np.ndarray, setup: TrainingSetup, gpus: int, block: np.nd
                 root: int, largest_root: int, autocast_cache: int = 0) -> np.ndarray:
     """Per-phase per-GPU bytes under the setup's data parallelism (see the module docstring)."""
     out = peaks.copy()
-    mode = setup.sharding
+    mode = SHARDING_MODES[setup.sharding]
     grads = peaks[_CLIP, GRADIENTS]
-    if mode == "none":
+    if not mode.shards:
         if gpus > 1:
             out[:, GRADIENTS] += grads  # DDP's bucket copies
         return out
@@ -292,29 +287,29 @@ def _distribute(peaks: np.ndarray, setup: TrainingSetup, gpus: int, block: np.nd
     out[_FORWARD, ACTIVATIONS] = max(out[_FORWARD, ACTIVATIONS] - autocast_cache, 0)
     out[:, OPTIMIZER] /= gpus
     out[_OPTIMIZER, TEMPORARIES] /= gpus
-    if mode in ("zero2", "zero3", "fsdp"):
+    if mode.shards_gradients:
         out[:, GRADIENTS] /= gpus
         out[_CLIP, TEMPORARIES] /= gpus
         bucket = min(grads, REDUCE_BUCKET_ELEMENTS * _grad_elem(peaks, block))
-        out[_BACKWARD, GRADIENTS] += bucket if mode == "zero2" else block[GRADIENTS]
+        out[_BACKWARD, GRADIENTS] += bucket if mode.buckets_gradients else block[GRADIENTS]
     # A block is gathered in the compute dtype (FSDP's MixedPrecision param_dtype, DeepSpeed's bf16/fp16 copy):
     # the fp32 master share of trained weights (the `master` bytes of the whole model) stays sharded.
     total = peaks[_CLIP, WEIGHTS]
     gathered = block[WEIGHTS] * (1 - master / total) if total else block[WEIGHTS]
     # the gathered block and the prefetched next one; ZeRO-3 gathers every module on use, so the embedding (or an
     # untied head) with its neighbouring block when that module outweighs a block
-    in_flight = 2 * gathered if mode == "fsdp" else max(2 * gathered, largest_root + gathered)
-    if mode in ("zero3", "fsdp"):
+    in_flight = 2 * gathered if mode.gathers == "per-unit" else max(2 * gathered, largest_root + gathered)
+    if mode.shards_weights:
         out[:, WEIGHTS] /= gpus
         out[_COMPUTE, WEIGHTS] += in_flight
     if setup.offload in ("optimizer", "params"):
         out[:, OPTIMIZER] = 0
         out[_OPTIMIZER, TEMPORARIES] = 0
-        out[:, WEIGHTS] = np.maximum(out[:, WEIGHTS] - master / (gpus if mode in ("zero3", "fsdp") else 1), 0)
+        out[:, WEIGHTS] = np.maximum(out[:, WEIGHTS] - master / (gpus if mode.shards_weights else 1), 0)
     if setup.offload == "params":
         out[:, WEIGHTS] = 0
         out[_COMPUTE, WEIGHTS] = in_flight
-    if mode == "fsdp":
+    if mode.keeps_root_gathered:
         # FSDP (1 and 2) keeps its root unit (what no block holds: embeddings, final norm, head) unsharded from
         # the forward's start to the backward's end (reshard_after_forward is off for the root), beside its shard.
         out[_COMPUTE, WEIGHTS] += root
@@ -420,7 +415,7 @@ def unsuited_modes(single: MemoryBreakdown) -> dict[str, str]:
     SUITED_SHARE of its unsharded peak (`single`, one GPU). ZeRO-3 and FSDP always suit a run they could fit,
     since they partition the weights too, unless even those are a sliver of the peak."""
     out = {}
-    for mode, terms in SHARDED_TERMS.items():
+    for mode, terms in ((m.id, m.partitions) for m in SHARDING_MODES.values() if m.shards):
         shardable = sum(getattr(single, term) for term in terms)
         if shardable < SUITED_SHARE * single.device:
             names = " and ".join(t if t != "optimizer" else "optimizer states" for t in terms)
@@ -499,7 +494,7 @@ def _min_gpus(parts: Sizer, mode: str, capacity: int) -> int | None:
     (binary search); None when even MAX_GPUS do not. Plain data parallelism ('none') never lowers the per-GPU
     peak, so it fits on 1 GPU or not at all."""
     setup = parts.setup
-    if mode == "none":
+    if not SHARDING_MODES[mode].shards:
         single = replace(setup, gpus=1, sharding="none", offload="none")
         return 1 if parts.breakdown(setup=single).device <= capacity else None
     trial = _sharded(setup, mode)
@@ -518,8 +513,8 @@ def _min_gpus(parts: Sizer, mode: str, capacity: int) -> int | None:
 
 def _sharded(setup: TrainingSetup, mode: str) -> TrainingSetup:
     """The setup under sharding `mode`, keeping the user's offload where that mode supports it."""
-    keep = setup.offload if setup.offload != "params" or mode in ("zero3", "fsdp") else "optimizer"
-    return replace(setup, gpus=2, sharding=mode, offload=keep if setup.sharding != "none" else "none")
+    keep = setup.offload if setup.offload != "params" or SHARDING_MODES[mode].shards_weights else "optimizer"
+    return replace(setup, gpus=2, sharding=mode, offload=keep if SHARDING_MODES[setup.sharding].shards else "none")
 
 
 def _why_no_gpus(parts: Sizer, capacity: int) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from core.errors import InputError
+from core.memory.sharding import SHARDINGS as SHARDING_MODES
 
 PRECISIONS: tuple[str, ...] = ("bf16-mixed", "fp16-mixed", "bf16-true", "fp16-true", "fp32")
 OPTIMIZERS: tuple[str, ...] = ("adamw", "adamw-fused", "adamw-8bit", "paged-adamw-8bit", "sgd", "adafactor")
@@ -16,7 +17,8 @@ OPTIMIZERS: tuple[str, ...] = ("adamw", "adamw-fused", "adamw-8bit", "paged-adam
 # not through torch's caching allocator, and evicted to CPU memory under GPU memory pressure.
 PAGED_OPTIMIZERS: tuple[str, ...] = ("paged-adamw-8bit",)
 ATTENTIONS: tuple[str, ...] = ("sdpa", "flash", "eager")
-SHARDINGS: tuple[str, ...] = ("none", "zero1", "zero2", "zero3", "fsdp")
+# the sharding modes, lightest first (their behaviour: `core.memory.sharding`)
+SHARDINGS: tuple[str, ...] = tuple(SHARDING_MODES)
 OFFLOADS: tuple[str, ...] = ("none", "optimizer", "params")
 QUANTIZATIONS: tuple[str, ...] = ("auto", "none", "nf4", "nf4-dq", "int8")
 DEFAULT_MFU = 0.4  # model-FLOPs utilisation typical of well-tuned fine-tuning runs (PaLM reports 46% for pretraining)
@@ -80,12 +82,12 @@ class TrainingSetup:
         if self.reentrant_checkpointing and not self.gradient_checkpointing:
             raise InputError("--reentrant-checkpointing needs --gradient-checkpointing: add --gradient-checkpointing "
                              "or drop --reentrant-checkpointing")
-        if self.sharding != "none" and self.gpus == 1:
+        if SHARDING_MODES[self.sharding].shards and self.gpus == 1:
             raise InputError(f"--sharding {self.sharding} needs --gpus 2 or more: one GPU has nothing to shard across")
-        if self.offload != "none" and self.sharding == "none":
+        if self.offload != "none" and not SHARDING_MODES[self.sharding].shards:
             raise InputError(f"--offload {self.offload} needs --sharding (zero1/zero2/zero3/fsdp): offloading is a "
                              "ZeRO/FSDP feature")
-        if self.offload == "params" and self.sharding not in ("zero3", "fsdp"):
+        if self.offload == "params" and not SHARDING_MODES[self.sharding].shards_weights:
             raise InputError("--offload params needs --sharding zero3 or fsdp (only they partition the parameters)")
         if self.dataset_tokens is not None and self.dataset_tokens <= 0:
             raise InputError(f"--dataset-tokens {self.dataset_tokens} must be positive, e.g. --dataset-tokens 50000000")

@@ -22,6 +22,7 @@ from typing import Any
 from core.counting import ParameterCount
 from core.memory.gpus import Gpu
 from core.memory.setup import TrainingSetup
+from core.memory.sharding import SHARDINGS
 from core.registry import MethodChoice
 
 # Bytes the optimizer step reads and writes per trained parameter (fp32 parameter and gradient read; states read
@@ -147,7 +148,7 @@ def communication_bytes(count: ParameterCount, setup: TrainingSetup, quantizatio
         return 0.0
     ring = (n - 1) / n
     grads = count.trainable_params * _grad_bytes(setup)
-    if setup.sharding in ("zero3", "fsdp"):
+    if SHARDINGS[setup.sharding].shards_weights:  # weights gathered in forward and again in backward
         weight = QUANT_BYTES.get(quantization, 4 if setup.compute_dtype == "fp32" else 2)
         return ring * (2 * setup.accumulation * count.total_params * weight + grads)
     return ring * 2 * grads
@@ -161,7 +162,7 @@ def step_time(per_token: float, recompute_per_token: float, count: ParameterCoun
     rate = gpu.bf16_tflops * 1e12 * setup.mfu
     compute = tokens * per_token / rate
     recompute = tokens * recompute_per_token / rate if setup.gradient_checkpointing else 0.0
-    shards = setup.gpus if setup.sharding != "none" else 1
+    shards = setup.gpus if SHARDINGS[setup.sharding].shards else 1
     trained = count.trainable_params / shards
     if setup.offload == "none":
         optimizer = trained * OPTIMIZER_BYTES[setup.optimizer] / (gpu.memory_gbs * 1e9)
