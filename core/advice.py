@@ -19,6 +19,7 @@ from core.errors import InputError, NotApplicableError
 from core.estimate import cached_count
 from core.memory.budget import SHARDING_NAMES, TrainingEstimate, estimate_training, reference_hours
 from core.memory.gpus import catalogue, find_gpu
+from core.memory.optimizers import EIGHT_BIT, OPTIMIZERS
 from core.memory.quantization import check_quantization
 from core.memory.setup import TrainingSetup
 from core.memory.sharding import SHARDINGS
@@ -29,8 +30,6 @@ from core.units import GIB
 # What to try instead of a method that does not fit: LoRA on every linear layer (practice's default, LoRA Without
 # Regret, Thinking Machines 2025) and QLoRA's 4-bit base (Dettmers et al. 2023), each at its registry defaults.
 ALTERNATIVES: tuple[MethodChoice, ...] = (MethodChoice("lora", targets=ALL_LINEAR), MethodChoice("qlora"))
-EIGHT_BIT = "adamw-8bit"
-FULL_PRECISION_ADAMS = ("adamw", "adamw-fused")
 
 
 @dataclass(frozen=True)
@@ -185,7 +184,7 @@ def _candidates(key: SkeletonKey, choice: MethodChoice, setup: TrainingSetup, ba
         length, effective = base.fit.max_seq_len, setup.batch_size * setup.accumulation
         out.append((f"cut sequences to {length} tokens at micro-batch 1 with {effective} accumulation steps", choice,
                     replace(setup, seq_len=length, batch_size=1, accumulation=effective)))
-    if setup.optimizer in FULL_PRECISION_ADAMS and base.memory.optimizer > 0.05 * base.memory.device:
+    if OPTIMIZERS[setup.optimizer].full_precision_adam and base.memory.optimizer > 0.05 * base.memory.device:
         out.append(("8-bit AdamW (bitsandbytes) instead of fp32 states", choice, replace(setup, optimizer=EIGHT_BIT)))
     if SHARDINGS[setup.sharding].shards and setup.offload == "none":
         out.append(("offload the optimizer states to CPU memory", choice, replace(setup, offload="optimizer")))

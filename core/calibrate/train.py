@@ -26,6 +26,7 @@ from torch import nn
 from core.apply import apply_method
 from core.calibrate.multigpu import world_size
 from core.errors import InputError
+from core.memory.optimizers import OPTIMIZERS
 from core.memory.probe import PROBE_DTYPES, build_trainable
 from core.registry import MethodChoice
 from core.skeleton import SkeletonKey
@@ -201,22 +202,22 @@ def make_optimizer(model: nn.Module, name: str, lr: float) -> torch.optim.Optimi
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise MethodUnavailableError("the method left no trainable parameter in this model")
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    if name == "sgd":
+    record = OPTIMIZERS.get(name)
+    if record is None:
+        raise InputError(f"unknown optimizer {name!r}")
+    if record.kind == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=0.0, **({"fused": True} if record.fused else {}))
+    if record.kind == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9)
-    if name == "adafactor":
+    if record.kind == "adafactor":
         from transformers.optimization import Adafactor
 
         return Adafactor(params, lr=lr, scale_parameter=False, relative_step=False, warmup_init=False)
-    if name in ("adamw-8bit", "paged-adamw-8bit"):
-        if find_spec("bitsandbytes") is None or not params[0].is_cuda:
-            raise MethodUnavailableError(f"{name} needs bitsandbytes on a CUDA GPU (pip install bitsandbytes)")
-        import bitsandbytes
+    if find_spec("bitsandbytes") is None or not params[0].is_cuda:
+        raise MethodUnavailableError(f"{name} needs bitsandbytes on a CUDA GPU (pip install bitsandbytes)")
+    import bitsandbytes
 
-        optimizer = bitsandbytes.optim.PagedAdamW8bit if name.startswith("paged") else bitsandbytes.optim.AdamW8bit
-        return optimizer(params, lr=lr)
-    raise InputError(f"unknown optimizer {name!r}")
+    return (bitsandbytes.optim.PagedAdamW8bit if record.paged else bitsandbytes.optim.AdamW8bit)(params, lr=lr)
 
 
 class Stepper:

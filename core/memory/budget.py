@@ -32,6 +32,7 @@ from core.memory.profile import StepProfile, step_profile
 from core.memory.setup import PAGED_OPTIMIZERS, SHARDINGS, TrainingSetup
 from core.memory.sharding import SHARDINGS as SHARDING_MODES
 from core.memory.spec import ACTIVATIONS, CATEGORIES, GRADIENTS, OPTIMIZER, PHASES, TEMPORARIES, WEIGHTS, StepSpec
+from core.memory.steplog import LogUnavailableError
 from core.memory.throughput import TrainingTime, flops_per_token, recompute_flops_per_token, training_time
 from core.registry import MethodChoice
 from core.skeleton_key import SkeletonKey
@@ -265,7 +266,10 @@ def replayed_peaks(profile: StepProfile, batch: int, seq: int, *, paged: bool = 
     record = cache.load_record(name)
     if record is not None and isinstance(record.get("allocated"), int) and isinstance(record.get("reserved"), int):
         return ReplayPeaks(allocated=record["allocated"], reserved=record["reserved"])
-    peaks = log.peaks(batch, seq, paged=paged)
+    try:
+        peaks = log.peaks(batch, seq, paged=paged)
+    except LogUnavailableError:  # a step the two-step replay cannot chain: the reserved level falls back on the prior
+        return None
     cache.store_record(name, {"allocated": peaks.allocated, "reserved": peaks.reserved})
     return peaks
 

@@ -9,13 +9,14 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from core.errors import InputError
+from core.memory.optimizers import OPTIMIZERS as OPTIMIZER_RECORDS
 from core.memory.sharding import SHARDINGS as SHARDING_MODES
 
 PRECISIONS: tuple[str, ...] = ("bf16-mixed", "fp16-mixed", "bf16-true", "fp16-true", "fp32")
-OPTIMIZERS: tuple[str, ...] = ("adamw", "adamw-fused", "adamw-8bit", "paged-adamw-8bit", "sgd", "adafactor")
+OPTIMIZERS: tuple[str, ...] = tuple(OPTIMIZER_RECORDS)
 # bitsandbytes' paged optimizers allocate their states with cudaMallocManaged (bitsandbytes.functional.get_paged):
 # not through torch's caching allocator, and evicted to CPU memory under GPU memory pressure.
-PAGED_OPTIMIZERS: tuple[str, ...] = ("paged-adamw-8bit",)
+PAGED_OPTIMIZERS: tuple[str, ...] = tuple(o.id for o in OPTIMIZER_RECORDS.values() if o.paged)
 ATTENTIONS: tuple[str, ...] = ("sdpa", "flash", "eager")
 # the sharding modes, lightest first (their behaviour: `core.memory.sharding`)
 SHARDINGS: tuple[str, ...] = tuple(SHARDING_MODES)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -28,6 +28,7 @@ from torch._subclasses.fake_tensor import (
 from core.apply import apply_method
 from core.errors import NotApplicableError
 from core.memory import standins
+from core.memory.optimizers import OPTIMIZERS, Optimizer
 from core.memory.spec import StepSpec
 from core.memory.trace import (
     ACTIVATIONS,
@@ -305,17 +306,24 @@ def _enable_checkpointing(model: nn.Module, *, reentrant: bool) -> None:
 def _optimizer(name: str, params: list[nn.Parameter]) -> torch.optim.Optimizer:
     """The optimizer as a CUDA run builds it: torch AdamW/SGD with foreach (torch's CUDA default), fused AdamW
     (HF Trainer's default `adamw_torch_fused`), bitsandbytes 8-bit AdamW, or transformers' Adafactor."""
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=1e-4, foreach=True)
-    if name == "adamw-fused":
-        return torch.optim.AdamW(params, lr=1e-4, fused=True)
-    if name in ("adamw-8bit", "paged-adamw-8bit"):
-        return standins.Adam8bit(params)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=1e-4, momentum=0.9, foreach=True)
+    record = OPTIMIZERS[name]
+    return _BUILDERS[record.kind](params, record)
+
+
+def _adafactor(params: list[nn.Parameter], _: Optimizer) -> torch.optim.Optimizer:
     from transformers.optimization import Adafactor
 
     return Adafactor(params, lr=1e-4, relative_step=False, scale_parameter=False, warmup_init=False)
+
+
+# Each optimizer kind (`core.memory.optimizers`) as a CUDA run builds it (foreach is torch's CUDA default).
+_BUILDERS: dict[str, Callable[[list[nn.Parameter], Optimizer], torch.optim.Optimizer]] = {
+    "adamw": lambda params, o: torch.optim.AdamW(params, lr=1e-4,
+                                                 **({"fused": True} if o.fused else {"foreach": True})),
+    "adamw-8bit": lambda params, _: standins.Adam8bit(params),
+    "sgd": lambda params, _: torch.optim.SGD(params, lr=1e-4, momentum=0.9, foreach=True),
+    "adafactor": _adafactor,
+}
 
 
 def _warm_optimizer(optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> None:

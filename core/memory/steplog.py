@@ -104,8 +104,11 @@ class AllocationLog:
         start = int(optimizer[0]) if len(optimizer) else len(step)
         orders = [np.concatenate([step[:start], states, step[start:]]), *[step] * (STEPS - 1)]
         position = np.full(len(self.freed), -1, dtype=np.int64)
+        replaced, successors = self._successors(sizes)
         events, offset = [], 0
         for order in orders:
+            if offset:  # a later step frees what the step before made in place of a kept entry, not that entry
+                position[replaced] = position[successors]
             position[order] = offset + np.arange(len(order))
             freed = self.freed[order]
             events.append(np.where(freed < 0, sizes[order], -1 - position[np.maximum(freed, 0)]))
@@ -114,6 +117,25 @@ class AllocationLog:
         if (log == 0).any():
             raise ValueError(f"an allocation is empty at batch {batch} x {seq} tokens")
         return replay(log, preallocated=sizes[kept[~is_state]])
+
+    def _successors(self, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Kept entries the step frees (an optimizer that replaces its states each step, as Adafactor does, frees
+        the old ones) and, for each, the allocation of the same size the step makes and keeps past its end (the
+        new state), matched in order: the next step frees that one instead."""
+        freed = self.freed[self.kept:]
+        replaced = freed[(freed >= 0) & (freed < self.kept)]
+        if not len(replaced):
+            return replaced, replaced
+        made = np.arange(self.kept, len(self.freed))[freed < 0]
+        survivors = made[~np.isin(made, freed[freed >= 0])].tolist()
+        successors = []
+        for entry in replaced.tolist():
+            match = next((i for i in survivors if sizes[i] == sizes[entry]), None)
+            if match is None:
+                raise LogUnavailableError("the step frees a kept entry without making one of its size to keep")
+            survivors.remove(match)
+            successors.append(match)
+        return replaced, np.array(successors, dtype=np.int64)
 
 
 def fit_log(logs: dict[tuple[int, int], Timeline]) -> AllocationLog:

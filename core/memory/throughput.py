@@ -21,16 +21,13 @@ from typing import Any
 
 from core.counting import ParameterCount
 from core.memory.gpus import Gpu
+from core.memory.optimizers import OPTIMIZERS
 from core.memory.setup import TrainingSetup
 from core.memory.sharding import SHARDINGS
 from core.registry import MethodChoice
 
-# Bytes the optimizer step reads and writes per trained parameter (fp32 parameter and gradient read; states read
-# and written; the parameter written): AdamW 4+4+8 read, 4+8 written; 8-bit AdamW keeps 1-byte states
-# (Dettmers et al. 2022, "8-bit Optimizers via Block-wise Quantization"); SGD without momentum and Adafactor's
-# factored second moment (Shazeer & Stern 2018) touch little beyond the parameter and its gradient.
-OPTIMIZER_BYTES: dict[str, int] = {"adamw": 28, "adamw-fused": 28, "adamw-8bit": 16, "paged-adamw-8bit": 16,
-                                   "sgd": 12, "adafactor": 12}
+# Bytes the optimizer step reads and writes per trained parameter (`core.memory.optimizers`, with its sources).
+OPTIMIZER_BYTES: dict[str, int] = {o.id: o.step_bytes for o in OPTIMIZERS.values()}
 # Bytes per frozen base weight as the collectives move it: the compute dtype, or the quantized storage.
 QUANT_BYTES: dict[str, float] = {"nf4": 0.5, "nf4-dq": 0.5, "int8": 1.0}
 NODE_GPUS = 8  # GPUs per node (DGX/HGX servers); collectives beyond one node cross the network

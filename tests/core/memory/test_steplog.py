@@ -141,3 +141,49 @@ def test_a_replay_is_kept_on_disk_for_the_next_process(tmp_path: Path, monkeypat
     monkeypatch.setattr(AllocationLog, "peaks", lambda *_, **__: pytest.fail("replayed again"))
     assert replayed_peaks(parts.profile, 3, 200) == first is not None
     replayed_peaks.cache_clear()
+
+
+def _constant_log(sizes: list[int], freed: list[int], kept: int, phases: list[str]) -> AllocationLog:
+    """A log whose entries do not depend on the shape (constant polynomials)."""
+    from core.memory.spec import PHASES
+
+    coef = np.zeros((6, len(sizes)))
+    coef[0] = sizes
+    return AllocationLog(coef, np.array(freed), kept, np.array([PHASES.index(p) for p in phases]),
+                         np.zeros(len(sizes), dtype=np.int64))
+
+
+def test_an_optimizer_that_replaces_its_states_chains_them_from_step_to_step() -> None:
+    """Adafactor frees its old state and keeps a new one each step: the second step frees the first step's new
+    state, not the kept one again (a double free before, and a crash for every `--optimizer adafactor`)."""
+    mib = 2**20
+    # kept: a weight and a state; the step makes a 10 MiB temporary and a new 4 MiB state, frees the temporary
+    # and the old state
+    log = _constant_log([64 * mib, 4 * mib, 10 * mib, 4 * mib, 0, 0], [-1, -1, -1, -1, 2, 1], 2,
+                        ["forward", "optimizer", "forward", "optimizer", "forward", "optimizer"])
+    peaks = log.peaks(1, 64)
+    assert STEPS == 2
+    # per step: weight + old state + temporary + new state at most (the new state lands before the old is freed)
+    assert peaks.allocated == (64 + 4 + 10 + 4) * mib
+    # the state made in the first step is what the second frees; nothing is freed twice
+    replaced, successors = log._successors(log.sizes(1, 64))
+    assert replaced.tolist() == [1] and successors.tolist() == [3]
+
+
+def test_a_kept_entry_freed_with_no_successor_of_its_size_falls_back_on_the_prior() -> None:
+    mib = 2**20
+    log = _constant_log([64 * mib, 4 * mib, 10 * mib, 8 * mib, 0, 0], [-1, -1, -1, -1, 2, 1], 2,
+                        ["forward", "optimizer", "forward", "optimizer", "forward", "optimizer"])
+    with pytest.raises(LogUnavailableError, match="without making one of its size"):
+        log.peaks(1, 64)
+
+
+def test_adafactor_is_estimated_with_its_replay(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    code = main(["estimate", "--model", "qwen2.5-0.5b", "--method", "lora", "--batch-size", "2", "--seq-len", "128",
+                 "--optimizer", "adafactor", "--gpu", "A100-80GB", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    memory = json.loads(out)["memory"]  # one method: one object
+    assert memory["reserved_from"] == "replay" and memory["reserved"] >= memory["allocated"] > 0

@@ -1,4 +1,5 @@
-"""The sharding modes' option records: what each partitions, as ZeRO and FSDP define it, and their checks."""
+"""The sharding modes' and optimizers' option records: what each mode partitions, as ZeRO and FSDP define it, what each
+optimizer feeds, and their checks."""
 
 from __future__ import annotations
 
@@ -22,3 +23,18 @@ def test_each_mode_partitions_what_zero_and_fsdp_define() -> None:
 def test_a_record_that_contradicts_itself_is_refused(partitions: tuple[str, ...], gathers: str) -> None:
     with pytest.raises(ValueError):
         Sharding("bad", "Bad", partitions, gathers)
+
+
+def test_the_optimizer_records_feed_every_list_the_engine_reads() -> None:
+    from core.memory.optimizers import EIGHT_BIT, OPTIMIZERS, Optimizer
+    from core.memory.setup import OPTIMIZERS as SETUP_OPTIMIZERS
+    from core.memory.setup import PAGED_OPTIMIZERS
+    from core.memory.throughput import OPTIMIZER_BYTES
+
+    assert tuple(OPTIMIZERS) == SETUP_OPTIMIZERS and PAGED_OPTIMIZERS == ("paged-adamw-8bit",)
+    assert OPTIMIZER_BYTES == {"adamw": 28, "adamw-fused": 28, "adamw-8bit": 16, "paged-adamw-8bit": 16,
+                               "sgd": 12, "adafactor": 12}  # fmt: skip
+    assert EIGHT_BIT == "adamw-8bit"
+    assert [o.id for o in OPTIMIZERS.values() if o.full_precision_adam] == ["adamw", "adamw-fused"]
+    with pytest.raises(ValueError, match="only AdamW fuses"):
+        Optimizer("bad", "Bad", "sgd", 12, fused=True)
