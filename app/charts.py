@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import altair as alt
 import pandas as pd
 
-from core.registry import METHODS, candidate_ids, method_ids
+from core.registry import METHODS, REFERENCE, candidate_ids, method_ids
 from core.warehouse.seed import source_key
 
 # Full fine-tuning is the reference every gap is measured against: always the same near-black.
@@ -28,9 +28,9 @@ _PALETTE = (
 def _method_colors() -> dict[str, str]:
     """FFT dark; the recommendation candidates first (registry order), each its own palette colour; every other
     registry method then takes the palette in turn (only non-candidates may share a colour)."""
-    ordered = [m for m in candidate_ids() if m != "fft"]
-    ordered += [m for m in method_ids(estimable_only=False) if m not in ordered and m != "fft"]
-    colors = {"fft": FFT_COLOR}
+    ordered = [m for m in candidate_ids() if m != REFERENCE]
+    ordered += [m for m in method_ids(estimable_only=False) if m not in ordered and m != REFERENCE]
+    colors = {REFERENCE: FFT_COLOR}
     colors.update({m: _PALETTE[i % len(_PALETTE)] for i, m in enumerate(ordered)})
     return colors
 

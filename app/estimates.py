@@ -14,7 +14,7 @@ from core.gap.recommend import MethodOption, Recommendation, RecommendRequest, r
 from core.memory.budget import SHARDING_NAMES
 from core.memory.setup import TrainingSetup
 from core.models import ResolvedModel
-from core.registry import MethodChoice
+from core.registry import REFERENCE, MethodChoice
 from core.scenario import Scenario
 from core.units import GIB, human_bytes
 
@@ -60,7 +60,7 @@ def option_rows(result: Recommendation) -> pd.DataFrame:
     tasks = result.request.tasks
     rows = []
     for rank, o in enumerate(result.options, start=1):
-        gap, plan, reference = o.gap, o.plan, o.method == "fft"
+        gap, plan, reference = o.gap, o.plan, o.method == REFERENCE
         hours, cost = _hours_and_cost(o, tasks)
         rows.append({
             "rank": rank, "method": o.label, "fits": "yes" if o.fits else "no",

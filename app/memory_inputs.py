@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from core.memory.setup import TrainingSetup
-from core.registry import ADAPTER_DTYPES, KNOBS, METHODS, PEFT_DEFAULT, MethodChoice, choices_for, method_ids
+from core.registry import ADAPTER_DTYPES, KNOBS, METHODS, PEFT_DEFAULT, REFERENCE, MethodChoice, choices_for, method_ids
 
-DEFAULT_METHODS = ("fft", "lora", "qlora", "dora", "ia3", "prefix_tuning")
+DEFAULT_METHODS = (REFERENCE, "lora", "qlora", "dora", "ia3", "prefix_tuning")
 # The page's starting scenario; every other setting is TrainingSetup's own default.
 START = TrainingSetup(batch_size=4, seq_len=1024, gpu="A100-80GB", dataset_tokens=50_000_000, epochs=3.0)
 EQUAL, OWN = "equal", "own"

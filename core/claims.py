@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from core.gap.evidence import charted
-from core.registry import METHODS
+from core.registry import METHODS, REFERENCE
 from core.warehouse.models import link_model
 
 # Identical configurations re-run by the same team move by 1-3 points (Biderman et al. 2024 seeds; LoRA paper
@@ -63,7 +63,7 @@ def evidence_for(claim: pd.Series, target: pd.DataFrame, catalogue_ids: pd.Serie
     `catalogue_ids` is the catalogue id of each pair's model (empty when unknown), aligned with `target`."""
     method = claim.get("method_id")
     named = isinstance(method, str) and bool(method)
-    base = target["method_id"] == method if named else target["method_id"] != "fft"
+    base = target["method_id"] == method if named else target["method_id"] != REFERENCE
     if claim["task_type"] != ANY:
         base &= target["task_type"] == claim["task_type"]
     if claim["distribution"] != ANY:

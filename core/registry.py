@@ -692,6 +692,9 @@ _METHODS: tuple[Method, ...] = (
 )
 
 METHODS: Mapping[str, Method] = MappingProxyType({m.id: m for m in _METHODS})
+# The reference every gap is measured against, and what a recommendation always compares: the method of the
+# "full" family that trains every weight.
+REFERENCE: str = next(m.id for m in _METHODS if m.family == "full" and m.trains == Trains("all"))
 
 
 def _normalise(name: str) -> str:
@@ -747,7 +750,7 @@ def method_ids(*, estimable_only: bool = True) -> tuple[str, ...]:
 # What a recommendation compares when the user names no methods: full fine-tuning and the PEFT methods that
 # practitioners choose among and that published FFT-vs-PEFT comparisons report (data/published_results.csv).
 # Every other estimable method is still compared when named.
-CANDIDATES: tuple[str, ...] = ("fft", "partial_ft", "bitfit", "lora", "qlora", "dora", "adalora", "ia3", "vera",
+CANDIDATES: tuple[str, ...] = (REFERENCE, "partial_ft", "bitfit", "lora", "qlora", "dora", "adalora", "ia3", "vera",
                                "loha", "lokr", "oft", "prefix_tuning", "prompt_tuning", "p_tuning")
 
 

@@ -19,7 +19,7 @@ from app.widgets import download_buttons, gap_points, import_upload
 from core.claims import claims_display, verdict_summary
 from core.gap.evidence import charted, pairs_explained, without_server_paths
 from core.gap.model import gap_model
-from core.registry import METHODS
+from core.registry import METHODS, REFERENCE
 from core.warehouse import Filters
 from core.warehouse.conventions import DISTRIBUTION_NAMES
 
@@ -39,7 +39,7 @@ st.caption(
     "did better)."
 )
 
-method_options = sorted(set(all_pairs["method_id"]) - {"fft"}, key=list(METHODS).index)
+method_options = sorted(set(all_pairs["method_id"]) - {REFERENCE}, key=list(METHODS).index)
 seed_list("task", task_options, task_options)
 seed_list("method", [], method_options)
 seed_list("dist", ("in-domain", "ood"), DISTRIBUTION_NAMES)

@@ -15,10 +15,10 @@ from app.widgets import gap_points
 from core.errors import InputError
 from core.gap import gap_model
 from core.gap.recommend import RecommendRequest
-from core.registry import FAMILIES, METHODS, method_ids
+from core.registry import FAMILIES, METHODS, REFERENCE, method_ids
 from core.warehouse import Filters
 
-COMPARED = ("fft", "lora", "qlora")
+COMPARED = (REFERENCE, "lora", "qlora")
 TASKS = 10
 GUIDE_GPU = "A100-80GB"
 GUIDE_EXAMPLES = 50_000

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.calibrate.spec import CalibrationSpec
+from core.registry import REFERENCE
 from core.warehouse.runs import CalibrationRun, MemoryMeasurement
 
 
@@ -129,7 +130,7 @@ def result_rows(spec: CalibrationSpec, facts: RunFacts, records: Sequence[Mappin
 def _base_params(records: Sequence[Mapping[str, Any]]) -> int:
     """The base model's size: the FFT count when present, else the largest total seen."""
     totals = [r["total_params"] for r in records if r.get("total_params")]
-    fft = [r["total_params"] for r in records if r["method"] == "fft" and r.get("total_params")]
+    fft = [r["total_params"] for r in records if r["method"] == REFERENCE and r.get("total_params")]
     return int(fft[0] if fft else max(totals))
 
 

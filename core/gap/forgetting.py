@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.registry import REFERENCE
+
 
 @dataclass(frozen=True)
 class Retention:
@@ -110,8 +112,8 @@ def forgetting(
     fft = rows.drop_duplicates("fft_result_id")
     out = [
         Retention(
-            method="fft",
-            label="fft",
+            method=REFERENCE,
+            label=REFERENCE,
             checkpoints=len(fft),
             sources=tuple(sorted(fft["source"].unique())),
             vs_fft_median=None,

@@ -43,7 +43,7 @@ from core.gap.settings import GapSettings
 from core.gap.theory import T_DOF, LinearFit, data_note, fit_linear, rank_note, share_note, targets_note
 from core.gap.theory import task_note as theory_task_note
 from core.gap.theory import theory_notes as all_theory_notes
-from core.registry import METHODS
+from core.registry import METHODS, REFERENCE
 
 DEFAULT_GROUP = "source"  # the pairs view's `source`: the citation, so a paper's tables move together
 VERDICTS: tuple[str, ...] = ("PEFT ahead", "FFT ahead", "indistinguishable from FFT")
@@ -568,7 +568,7 @@ def warehouse_pairs(wh: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     from core.gap.pairs import literature_pairs
     from core.warehouse import Filters, pairs, results
 
-    return pairs(wh), literature_pairs(results(wh, Filters(methods=["other", "fft"])))
+    return pairs(wh), literature_pairs(results(wh, Filters(methods=["other", REFERENCE])))
 
 
 def gap_model(wh: Any | None = None) -> GapModel:

@@ -40,7 +40,7 @@ from core.memory.budget import SHARDING_NAMES
 from core.memory.gpus import find_gpu
 from core.memory.setup import DEFAULT_MFU, PRECISIONS
 from core.models import ResolvedModel, resolve_model
-from core.registry import METHODS, PEFT_DEFAULT, MethodChoice, candidate_ids, get_method, method_ids
+from core.registry import METHODS, PEFT_DEFAULT, REFERENCE, MethodChoice, candidate_ids, get_method, method_ids
 from core.skeleton_key import SkeletonKey, default_task
 from core.units import GIB, human_bytes
 
@@ -109,7 +109,7 @@ class RecommendRequest:
         if any(not (math.isfinite(w) and w >= 0) for w in weights.values()) or not sum(weights.values()) > 0:
             raise InputError("priorities must be non-negative numbers, at least one positive, e.g. accuracy=2")
         object.__setattr__(self, "priorities", MappingProxyType(weights))
-        ids = tuple(dict.fromkeys(["fft", *(get_method(m).id for m in self.methods or candidate_ids())]))
+        ids = tuple(dict.fromkeys([REFERENCE, *(get_method(m).id for m in self.methods or candidate_ids())]))
         not_estimable = [m for m in ids if not METHODS[m].estimable]
         if not_estimable:
             raise InputError(
@@ -375,7 +375,7 @@ def recommend(
     gm = model if model is not None else gap_model(wh)
     resolved = resolved if resolved is not None else resolve_model(request.model)
     planned = plan_methods(resolved, [request.choice(m) for m in request.methods], request.budget)
-    fft_count = next(est.count for est, _ in planned if est.method == "fft")
+    fft_count = next(est.count for est, _ in planned if est.method == REFERENCE)
     if fft_count is None:
         raise InputError(f"{resolved.name}: full fine-tuning cannot be counted, so there is nothing to compare against")
     full_copy = float(fft_count.adapter_bytes)
@@ -390,8 +390,8 @@ def recommend(
         candidates.append(_candidate(choice, est.count, plan, request, gm=gm, full_copy=full_copy))
     options = _rank(candidates, request) + skipped
     choice_opt = next((o for o in options if o.fits), None)
-    best_peft = next((o for o in options if o.candidate is not None and o.method != "fft"), None)
-    fft = next(o for o in options if o.method == "fft")
+    best_peft = next((o for o in options if o.candidate is not None and o.method != REFERENCE), None)
+    fft = next(o for o in options if o.method == REFERENCE)
     key = SkeletonKey(resolved, default_task(resolved), 2)
     fft_advice = None if fft.fits or fft.plan is None else _advice(key, request, fft)
     peft_advice = (_advice(key, request, best_peft) if choice_opt is None and best_peft is not None
@@ -430,7 +430,7 @@ def _candidate(
     full_copy: float,
 ) -> Candidate:  # fmt: skip
     """One planned method with its gap prediction, its own robustness evidence and storage for all tasks."""
-    if choice.method == "fft":
+    if choice.method == REFERENCE:
         return Candidate(choice, count, plan, None, None, request.tasks * full_copy, request.tasks * full_copy, 0)
     scenario = _scenario(request, choice, count)
     gap = gm.predict(scenario)
@@ -516,7 +516,7 @@ def _rationale(choice: MethodOption | None, options: list[MethodOption], request
     )
     lines.append(_evidence_sentence(choice, tied, request))
     lines.append(choice.reason)
-    fft = next(o for o in options if o.method == "fft")
+    fft = next(o for o in options if o.method == REFERENCE)
     if fft is not choice and fft.candidate is not None:
         if not fft.fits:
             lines.append("full fine-tuning does not fit the budget, so a PEFT method is recommended")
@@ -557,11 +557,11 @@ def _guide(
     """The research's selection guide, each item quantified from this request's estimates; "the best PEFT
     option" is `best` (the highest-ranked PEFT option), the same one the page and the CLI show."""
     planned = [o.candidate for o in options if o.candidate is not None]
-    fft = next((c for c in planned if c.choice.method == "fft"), None)
+    fft = next((c for c in planned if c.choice.method == REFERENCE), None)
     if fft is None:  # its memory could not be estimated: the option's reason says why
-        why = next(o.error for o in options if o.method == "fft")
+        why = next(o.error for o in options if o.method == REFERENCE)
         return [f"limited resources: full fine-tuning's memory could not be estimated ({why})"]
-    peft = [c for c in planned if c.choice.method != "fft"]
+    peft = [c for c in planned if c.choice.method != REFERENCE]
     p = fft.plan
     fix = "" if fft_advice is None else f"; to make it fit: {fft_advice.lines()[0]}"
     lines = [
