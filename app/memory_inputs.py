@@ -21,6 +21,7 @@ MAX_KNOB = 1_000_000
 # (label, low, high) of the setup's number inputs; the same bounds check a link's values.
 NUMBERS: dict[str, tuple[str, float, float]] = {
     "batch": ("Micro-batch per GPU", 1, 4096),
+    "accumulation": ("Gradient accumulation steps", 1, 4096),
     "seq": ("Sequence length (tokens)", 1, 1_048_576),
     "gpus": ("GPUs", 1, 4096),
     "train_tokens": ("Training tokens (for time and cost)", 1, 10**13),
@@ -29,7 +30,8 @@ NUMBERS: dict[str, tuple[str, float, float]] = {
 }
 # The setup fields behind the page's inputs, so engine messages name the page's labels, not CLI flags.
 FIELD_LABELS = {
-    "batch_size": NUMBERS["batch"][0], "seq_len": NUMBERS["seq"][0], "gpus": NUMBERS["gpus"][0],
+    "batch_size": NUMBERS["batch"][0], "accumulation": NUMBERS["accumulation"][0], "seq_len": NUMBERS["seq"][0],
+    "gpus": NUMBERS["gpus"][0],
     "dataset_tokens": NUMBERS["train_tokens"][0], "epochs": NUMBERS["epochs"][0], "mfu": NUMBERS["mfu"][0],
     "precision": "Precision", "optimizer": "Optimizer", "attention": "Attention", "sharding": "Sharding",
     "offload": "Offload", "gpu": "GPU", "gpu_price": "Price ($ per GPU-hour)", "quantization": "Base quantization",
@@ -94,7 +96,8 @@ def assumptions(setup: TrainingSetup, choices: tuple[MethodChoice, ...]) -> str:
         parts.append(f"{', '.join(c.spec.name for c in full)} in {setup.precision}{master}")
     kind = "reentrant" if setup.reentrant_checkpointing else "non-reentrant"
     ckpt = f"on ({kind}, about a third more compute)" if setup.gradient_checkpointing else "off"
-    parts.append(f"micro-batch {setup.batch_size} x {setup.seq_len:,} tokens per GPU, gradient checkpointing {ckpt}, "
+    parts.append(f"micro-batch {setup.batch_size} x {setup.seq_len:,} tokens per GPU, {setup.accumulation} per "
+                 f"optimizer step, gradient checkpointing {ckpt}, "
                  f"{setup.optimizer}, {setup.attention} attention, {setup.gpus} GPU(s), sharding {setup.sharding}, "
                  f"offload {setup.offload}")
     parts.append(f"time and cost: {setup.epochs:g} epoch(s) over {setup.dataset_tokens:,} tokens at "

@@ -59,6 +59,7 @@ gpus = list(gpu_catalogue())
 seed_list("method", DEFAULT_METHODS, method_ids())
 seed("gpu", START.gpu, str, gpus)
 seed("batch", START.batch_size, int, low=NUMBERS["batch"][1], high=NUMBERS["batch"][2])
+seed("accumulation", START.accumulation, int, low=NUMBERS["accumulation"][1], high=NUMBERS["accumulation"][2])
 seed("seq", START.seq_len, int, low=NUMBERS["seq"][1], high=NUMBERS["seq"][2])
 seed("gpus", START.gpus, int, low=NUMBERS["gpus"][1], high=NUMBERS["gpus"][2])
 seed("train_tokens", START.dataset_tokens, int, low=NUMBERS["train_tokens"][1], high=NUMBERS["train_tokens"][2])
@@ -111,11 +112,13 @@ with st.container(border=True):
     reentrant = c4.toggle(FIELD_LABELS["reentrant_checkpointing"], key="reentrant", disabled=not checkpointing,
                           help="checkpoint with use_reentrant=True, the older HF Trainer default (off: "
                                "use_reentrant=False, today's default); needs gradient checkpointing on")
-    c1, c2, c3, c4 = st.columns(4)
-    dataset_tokens = number(c1, "train_tokens", step=1_000_000)
-    epochs = number(c2, "epochs", step=0.5)
-    mfu = number(c3, "mfu", step=0.05, help="the share of the GPU's peak bf16 FLOPs a run sustains")
-    price = c4.number_input(FIELD_LABELS["gpu_price"], min_value=0.0, value=None, key="gpu_price",
+    c1, c2, c3, c4, c5 = st.columns(5)
+    accumulation = number(c1, "accumulation", help="micro-batches per optimizer step: memory holds one micro-batch, "
+                                                   "the optimizer and its communication run once per step")
+    dataset_tokens = number(c2, "train_tokens", step=1_000_000)
+    epochs = number(c3, "epochs", step=0.5)
+    mfu = number(c4, "mfu", step=0.05, help="the share of the GPU's peak bf16 FLOPs a run sustains")
+    price = c5.number_input(FIELD_LABELS["gpu_price"], min_value=0.0, value=None, key="gpu_price",
                             placeholder="catalogue price", help="leave empty for the GPU catalogue's price")
 with st.expander("Method settings", expanded=True):
     mode = st.radio("Compare the methods at", tuple(KNOB_MODES), key="knob_mode", horizontal=True,
@@ -149,7 +152,8 @@ if not methods:
     st.stop()
 try:
     setup = TrainingSetup(
-        batch_size=int(batch), seq_len=int(seq), precision=precision, optimizer=optimizer,
+        batch_size=int(batch), accumulation=int(accumulation), seq_len=int(seq), precision=precision,
+        optimizer=optimizer,
         gradient_checkpointing=checkpointing, reentrant_checkpointing=checkpointing and reentrant,
         attention=attention, gpus=int(n_gpus), sharding=sharding, offload=offload, gpu=gpu, gpu_price=price,
         dataset_tokens=int(dataset_tokens), epochs=float(epochs), mfu=float(mfu), quantization=quantization,

@@ -52,7 +52,7 @@ def test_default_render(at: AppTest) -> None:
     assumptions = next(c.value for c in at.caption if c.value.startswith("Assumptions:"))
     assert "PEFT methods on bf16 base weights with fp32 adapters" in assumptions
     assert "Full fine-tuning in bf16-mixed with fp32 master weights" in assumptions
-    assert "micro-batch 4 x 1,024 tokens per GPU, gradient checkpointing off" in assumptions
+    assert "micro-batch 4 x 1,024 tokens per GPU, 1 per optimizer step, gradient checkpointing off" in assumptions
 
 
 def test_qlora_lowers_the_memory_bar(at: AppTest) -> None:
@@ -140,7 +140,8 @@ def test_every_input_survives_a_link(app_env: Path) -> None:
     at = _small().run()
     assert not at.exception and not at.error
     changes = {
-        "method": ["lora", "dora"], "gpu": "H100-80GB", "batch": 2, "seq": 512, "gpus": 2, "sharding": "zero2",
+        "method": ["lora", "dora"], "gpu": "H100-80GB", "batch": 2, "accumulation": 4, "seq": 512, "gpus": 2,
+        "sharding": "zero2",
         "offload": "optimizer", "precision": "fp16-mixed", "optimizer": "adamw-8bit", "attention": "eager",
         "quantization": "none", "checkpointing": True, "reentrant": True, "train_tokens": 2_000_000, "epochs": 1.5,
         "mfu": 0.3, "gpu_price": 2.5, "rank": 4, "alpha": 16.0, "targets": "q_proj,k_proj,v_proj", "dropout": 0.05,
@@ -228,3 +229,21 @@ def test_bad_upload_and_unknown_config_link_say_what_is_wrong(app_env: Path, tmp
     assert not missing.exception and not missing.error
     assert missing.warning[0].value.startswith("Link value config=0123456789abcdef cannot be reopened")
     assert f"using the model {SMALL}" in missing.warning[0].value
+
+
+def test_every_setup_field_is_a_cli_flag_and_a_page_input(capsys: pytest.CaptureFixture[str]) -> None:
+    """The declaration (TrainingSetup's fields) reaches `estimate --help` and the Memory page: a label the engine's
+    messages are translated to, and the page builds its setup with the field."""
+    from dataclasses import fields
+
+    from app.memory_inputs import FIELD_LABELS
+    from core.cli import main
+    from core.memory.setup import TrainingSetup
+
+    with pytest.raises(SystemExit):
+        main(["estimate", "--help"])
+    help_text = capsys.readouterr().out
+    page = Path(PAGE).read_text(encoding="utf-8")
+    for spec in fields(TrainingSetup):
+        assert "--" + spec.name.replace("_", "-") in help_text, spec.name
+        assert spec.name in FIELD_LABELS and f"{spec.name}=" in page, spec.name
