@@ -6,7 +6,7 @@ so a fresh install answers them without tracing (read by `core.memory.cache` aft
 
 The entries are whatever the Decide page's default recommendation and the Memory page's opening estimate (with
 its make-it-fit advice) store in an empty cache; the manifest records the engine packages' versions, the
-TRACE_VERSION and the hash of the engine's source, so `core.memory.cache` reads them only while they are current.
+the hash of the engine's source, so `core.memory.cache` reads them only while they are current.
 Rebuild after upgrading torch, transformers or peft, or after editing the engine (a test fails until you do).
 """
 

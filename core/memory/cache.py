@@ -3,19 +3,20 @@
 
 A profile is a few kilobytes (the fitted events that can be a phase's peak, per traced copy); a record a few
 hundred bytes. Entries are keyed by the content that determines them (the config JSON, head, method knobs, step
-setup) and by the versions of torch, transformers and peft and of the code that derives them, so an upgrade
-never reads a stale entry. The versions are read from the installed packages' metadata, not by importing them:
-a warm estimate never imports torch. Files are written to a temporary name and renamed, so concurrent
-processes never read half an entry. The folder is `$TUNEWISE_CACHE_DIR`, or the user cache directory
-(`platformdirs`); `TUNEWISE_CACHE_DIR=off` disables it.
+setup), by the versions of torch, transformers and peft, and by a hash of the source of the code that derives
+them (a profile: the whole engine, `ENGINE_SOURCES`), so neither an upgrade nor an edit of the engine ever reads a
+stale entry, and no version number is bumped by hand. The versions are read from the installed packages'
+metadata, not by importing them: a warm estimate never imports torch. Files are written to a temporary name and
+renamed, so concurrent processes never read half an entry. The folder is `$TUNEWISE_CACHE_DIR`, or the user
+cache directory (`platformdirs`); `TUNEWISE_CACHE_DIR=off` disables it.
 
 Processes (app sessions, replicas, CLI calls) that need the same missing profile at once trace it once: the
 first holds the entry's lock file while it traces, the others wait on it and then read what it stored (`claim`).
 
 Entries missing from that folder are read from `data/profiles/`, the opening pages' entries shipped with
 TuneWise (`python data/build_profiles.py` writes them), so a fresh install answers its default scenarios without
-tracing. The shipped folder is read only while its manifest names the installed engine packages, this
-TRACE_VERSION and the hash of the engine's source (`ENGINE_SOURCES`): after an upgrade or an edit of the engine
+tracing. The shipped folder is read only while its manifest names the installed engine packages' versions
+and the hash of the engine's source (`ENGINE_SOURCES`): after an upgrade or an edit of the engine
 it is ignored (and a test says to rebuild it), never read stale.
 """
 
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     from core.skeleton_key import SkeletonKey
 
 ENV_CACHE = "TUNEWISE_CACHE_DIR"
-TRACE_VERSION = "13"  # bump when the traced step or the fit changes what a profile holds
 ENGINE_PACKAGES = ("torch", "transformers", "peft")
 
 Fit = tuple[np.ndarray, np.ndarray]  # (coefficients, phases)
@@ -64,8 +64,8 @@ MANIFEST = "manifest.json"
 
 
 def shipped_manifest() -> dict[str, Any]:
-    """What the shipped entries must have been built with to be read: versions, TRACE_VERSION, engine source."""
-    return {"versions": list(package_versions()), "trace": TRACE_VERSION, "source": source_version(*ENGINE_SOURCES)}
+    """What the shipped entries must have been built with to be read: the engine packages' versions and source."""
+    return {"versions": list(package_versions()), "source": source_version(*ENGINE_SOURCES)}
 
 
 @cache
@@ -132,7 +132,7 @@ def content_key(parts: dict[str, Any]) -> str:
 def entry_key(key: SkeletonKey, choice: MethodChoice, spec: StepSpec) -> str:
     """A content hash of everything a profile depends on."""
     return content_key({"config": key.model.config_json, "task": key.task, "labels": key.num_labels,
-                        "choice": repr(choice), "spec": asdict(spec), "trace": TRACE_VERSION})
+                        "choice": repr(choice), "spec": asdict(spec), "code": source_version(*ENGINE_SOURCES)})
 
 
 def load(name: str) -> Entry | None:
