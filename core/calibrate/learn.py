@@ -24,7 +24,6 @@ from core.calibrate.train import (
     Stepper,
     build_model,
     enable_checkpointing,
-    fail_if_forced,
     failure,
     make_optimizer,
     precision,
@@ -104,7 +103,6 @@ def _one(context: LearnContext, choice: MethodChoice, train: Sequence[Example], 
     context.folder.event("method_start", method=choice.method, data_size=size)
     model = None
     try:
-        fail_if_forced(choice.method)
         params = count_parameters(spec.key, choice)
         record.update(trainable_params=params.trainable_params, total_params=params.total_params,
                       trainable_share=params.trainable_share)

@@ -25,7 +25,6 @@ from core.calibrate.train import (
     Stepper,
     build_model,
     enable_checkpointing,
-    fail_if_forced,
     failure,
     make_optimizer,
     precision,
@@ -56,7 +55,6 @@ def _probe_one(
     record.update(prediction.to_dict())
     model = stepper = None
     try:
-        fail_if_forced(choice.method)
         release(device)
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()

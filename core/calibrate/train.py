@@ -31,7 +31,6 @@ from core.memory.probe import PROBE_DTYPES, build_trainable
 from core.registry import MethodChoice
 from core.skeleton import SkeletonKey
 
-ENV_FAIL = "TUNEWISE_CALIBRATE_FAIL"  # fault injection: a method id whose run raises (tests the failure path)
 QLORA_NEEDS = "QLoRA needs bitsandbytes on a CUDA GPU (pip install bitsandbytes); on this machine calibrate lora"
 ATTN_IMPLEMENTATION = {"flash": "flash_attention_2"}  # the estimator's names -> transformers' attn_implementation
 
@@ -69,12 +68,6 @@ def failure(exc: Exception) -> tuple[str, str]:
     if isinstance(exc, MethodUnavailableError):
         return "failed", first
     return "failed", f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
-
-def fail_if_forced(method: str) -> None:
-    forced = {m.strip() for m in os.environ.get(ENV_FAIL, "").split(",") if m.strip()}
-    if method in forced:
-        raise RuntimeError(f"forced failure ({ENV_FAIL}={method})")
 
 
 def cuda_available() -> bool:

@@ -18,6 +18,7 @@ from core.calibrate.launcher import LAUNCH, LIVE
 from core.calibrate.recalibrate import CPU_PROBE_NOTE
 from core.calibrate.runfolder import RunFolder
 from core.memory.tiny import tiny_model
+from tests.support import forced_failure_env
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "calibrate.py")
 WAIT_S = 300  # an upper bound against hanging on a loaded machine, not a performance threshold
@@ -27,7 +28,7 @@ WAIT_S = 300  # an upper bound against hanging on a loaded machine, not a perfor
 def page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[AppTest, Path]]:
     monkeypatch.setenv("TUNEWISE_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
     monkeypatch.setenv("TUNEWISE_RUNS_DIR", str(tmp_path / "runs"))
-    for name in ("TUNEWISE_READ_ONLY", "TUNEWISE_PARQUET_ROOT", "TUNEWISE_CALIBRATE_FAIL"):
+    for name in ("TUNEWISE_READ_ONLY", "TUNEWISE_PARQUET_ROOT", "FORCED_FAILURE"):
         monkeypatch.delenv(name, raising=False)
     warehouse.clear()  # the cached connection of another test's warehouse
     config = tmp_path / "tiny-llama.json"
@@ -92,7 +93,8 @@ def test_cpu_probe_from_the_page(page: tuple[AppTest, Path], monkeypatch: pytest
     """Three methods ok, one forced to fail: the failure shows its reason, the run is stored (counted per run),
     the CPU probe checks activations and corrects nothing, and a reload of its link shows it again."""
     at, _ = page
-    monkeypatch.setenv("TUNEWISE_CALIBRATE_FAIL", "ia3")  # inherited by the runner process
+    for name, value in forced_failure_env("ia3").items():  # inherited by the runner process
+        monkeypatch.setenv(name, value)
     assert not at.exception
     at.number_input(key="steps").set_value(1)
     at.number_input(key="seq").set_value(16)
@@ -109,7 +111,8 @@ def test_cpu_probe_from_the_page(page: tuple[AppTest, Path], monkeypatch: pytest
     assert not at.button(key="start").disabled  # the machine is free again
     table = at.dataframe[0].value
     assert list(table["status"]) == ["ok", "ok", "failed", "ok"]
-    assert [w.value for w in at.warning] == ["IA3: failed, RuntimeError: forced failure (TUNEWISE_CALIBRATE_FAIL=ia3)"]
+    assert [w.value for w in at.warning] == [
+        "IA3: failed, RuntimeError: forced failure of ia3 (tests/support/forced_failure)"]
     table = table[table["status"] == "ok"]
     assert (table["measured activations (MiB)"] > 0).all()
     assert table["measured states (MiB)"].notna().all()

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from core.calibrate.spec import CalibrationSpec
-from core.calibrate.train import ENV_FAIL
 from core.memory.tiny import tiny_model
 from core.models import resolve_model
 from core.registry import MethodChoice
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("TUNEWISE_READ_ONLY", "TUNEWISE_PARQUET_ROOT", ENV_FAIL):
+    for name in ("TUNEWISE_READ_ONLY", "TUNEWISE_PARQUET_ROOT", "FORCED_FAILURE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TUNEWISE_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
     monkeypatch.setenv("TUNEWISE_RUNS_DIR", str(tmp_path / "runs"))

@@ -13,8 +13,8 @@ import pytest
 from core.calibrate import launcher
 from core.calibrate.runfolder import SPEC, RunFolder, Status
 from core.calibrate.spec import CalibrationSpec
-from core.calibrate.train import ENV_FAIL
 from core.warehouse import memory_measurements, open_warehouse
+from tests.support import forced_failure_env
 
 from .conftest import run_cli, tiny_spec
 
@@ -62,7 +62,8 @@ def test_one_live_run_a_second_start_is_refused_then_cancel_stops_the_group(
 
 def test_a_cancelled_run_keeps_and_stores_what_finished(tiny_config: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    monkeypatch.setenv(ENV_FAIL, "fft")  # fft ends at once (a failed record), lora then trains until cancelled
+    for name, value in forced_failure_env("fft").items():  # fft ends at once (failed), lora trains until cancelled
+        monkeypatch.setenv(name, value)
     run = launcher.launch(tiny_spec(tiny_config, ("fft", "lora"), time_budget_s=600.0), root=tmp_path / "runs")
     deadline = time.monotonic() + WAIT_S
     while not any(e["event"] == "step" and e["method"] == "lora" for e in run.folder.events()):

@@ -1,6 +1,6 @@
 """The CPU probe end to end: `python -m core calibrate --probe --json` as the app runs it, then the warehouse.
 
-One run covers FFT and three PEFT methods plus a forced failure (TUNEWISE_CALIBRATE_FAIL=dora): the four
+One run covers FFT and three PEFT methods plus a forced failure (tests/support/forced_failure: dora): the four
 are ok, their measured activations are exactly the estimator's CPU probe for the same configuration, the
 failed method carries its reason, and the whole run folder lands in a warehouse.
 """
@@ -15,12 +15,12 @@ import pytest
 from core.calibrate.recalibrate import Calibration, calibrate
 from core.calibrate.records import RunFacts, probe_records
 from core.calibrate.runfolder import RunFolder
-from core.calibrate.train import ENV_FAIL
 from core.memory.probe import probe_activations
 from core.models import resolve_model
 from core.registry import MethodChoice
 from core.skeleton import SkeletonKey
 from core.warehouse import calibration_runs, memory_measurements, open_warehouse
+from tests.support import forced_failure_env
 
 from .conftest import run_cli, write_tiny_config
 
@@ -37,7 +37,7 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     result = run_cli(
         ["--probe", "--model", str(config), "--methods", ",".join((*METHODS, "dora")), "--device", "cpu",
          "--batch-size", str(BATCH), "--seq-len", str(SEQ), "--steps", "2", "--run-dir", str(folder), "--json"],
-        env={ENV_FAIL: "dora"},
+        env=forced_failure_env("dora"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return {"payload": json.loads(result.stdout), "folder": folder, "config": config}
@@ -70,7 +70,7 @@ def test_measured_activations_are_the_estimators_cpu_probe(probe: dict[str, Any]
 def test_forced_failure_is_recorded_and_others_go_on(probe: dict[str, Any]) -> None:
     dora = next(r for r in probe["payload"]["runs"] if r["method"] == "dora")
     assert dora["status"] == "failed"
-    assert dora["reason"] == f"RuntimeError: forced failure ({ENV_FAIL}=dora)"
+    assert dora["reason"] == "RuntimeError: forced failure of dora (tests/support/forced_failure)"
     assert probe["payload"]["state"] == "done"
 
 
