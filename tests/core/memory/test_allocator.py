@@ -7,6 +7,7 @@ CUDA caching allocator?" (pytorch/devlogs, 2026-06-01) walks through on a GPU; t
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -217,24 +218,36 @@ def test_replay_reads_allocations_and_frees_by_event_index() -> None:
     assert replay([]) == ReplayPeaks(allocated=0, reserved=0)
 
 
-def test_replay_matches_the_allocator_on_random_steps() -> None:
-    rng = random.Random(7)
+def _random_events(rng: random.Random, count: int, free_share: float, size: Callable[[], int]) -> list[int]:
+    """A replay's events: allocations of `size()` bytes, each event a free of a random live one with
+    probability `free_share`."""
     events: list[int] = []
     live: list[int] = []
-    for _ in range(3000):
-        if live and rng.random() < 0.45:
+    for _ in range(count):
+        if live and rng.random() < free_share:
             events.append(-(live.pop(rng.randrange(len(live))) + 1))
         else:
             live.append(len(events))
-            events.append(int(2 ** rng.uniform(6, 27)))
+            events.append(size())
+    return events
+
+
+def _run(allocator: CachingAllocator, events: list[int]) -> CachingAllocator:
+    """The events through the allocator's public malloc/free, handle by handle."""
+    handles: dict[int, int] = {}
+    for i, n in enumerate(events):
+        if n > 0:
+            handles[i] = allocator.malloc(n)
+        else:
+            allocator.free(handles.pop(-n - 1))
+    return allocator
+
+
+def test_replay_matches_the_allocator_on_random_steps() -> None:
+    rng = random.Random(7)
+    events = _random_events(rng, 3000, 0.45, lambda: int(2 ** rng.uniform(6, 27)))
     for config in (AllocatorConfig(), EXPANDABLE):
-        allocator = CachingAllocator(config)
-        handles: dict[int, int] = {}
-        for i, n in enumerate(events):
-            if n > 0:
-                handles[i] = allocator.malloc(n)
-            else:
-                allocator.free(handles.pop(-n - 1))
+        allocator = _run(CachingAllocator(config), events)
         allocator._audit()
         assert replay(events, config) == ReplayPeaks(allocator.peak_allocated, allocator.peak_reserved)
         assert allocator.peak_allocated <= allocator.peak_reserved
@@ -247,23 +260,11 @@ def test_the_fast_default_replay_is_the_allocator_event_for_event(seed: int) -> 
     rng = random.Random(seed)
     sizes = [int(2 ** rng.uniform(8, 26)) for _ in range(12)]
     kept = [rng.choice(sizes) for _ in range(5)]
-    events: list[int] = []
-    live: list[int] = []
-    for _ in range(4000):
-        if live and rng.random() < 0.47:
-            events.append(-(live.pop(rng.randrange(len(live))) + 1))
-        else:
-            live.append(len(events))
-            events.append(rng.choice(sizes))
+    events = _random_events(rng, 4000, 0.47, lambda: rng.choice(sizes))
     allocator = CachingAllocator()
-    handles: dict[int, int] = {}
     for n in kept:
         allocator.malloc(n)
-    for i, n in enumerate(events):
-        if n > 0:
-            handles[i] = allocator.malloc(n)
-        else:
-            allocator.free(handles.pop(-n - 1))
+    _run(allocator, events)
     expected = ReplayPeaks(allocator.peak_allocated, allocator.peak_reserved)
     assert replay(events, preallocated=kept) == expected
     # the class's own path (a capacity nothing reaches) agrees too
