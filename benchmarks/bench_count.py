@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project's
 
 from core.counting import count_parameters  # noqa: E402
 from core.errors import NotApplicableError  # noqa: E402
-from core.memory.tiny import tiny_model  # noqa: E402
 from core.models import resolve_model  # noqa: E402
 from core.registry import MethodChoice, method_ids  # noqa: E402
 from core.skeleton import SkeletonKey, skeleton  # noqa: E402
+from tests.support.tiny import tiny_model  # noqa: E402
 
 IMPORTS = time.perf_counter() - t0
 SLOWEST = 5

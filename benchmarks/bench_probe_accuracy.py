@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.memory.accuracy import Result, covering_matrix, full_matrix, run_case
-from core.memory.tiny import FAMILIES
 from core.registry import method_ids
+from tests.support.accuracy import Result, covering_matrix, full_matrix, run_case
+from tests.support.tiny import FAMILIES
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The tiny models of core.memory.tiny the counting tests use (no catalogue, no network), and peft's own count
+"""The tiny models of tests.support.tiny the counting tests use (no catalogue, no network), and peft's own count
 for a method as the reference every TuneWise count is tested against."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from collections.abc import Callable
 from torch import nn
 
 from core.apply import as_on_real_weights
-from core.memory.tiny import tiny_model as core_tiny_model
 from core.models import ResolvedModel
 from core.registry import MethodChoice
 from core.skeleton import PEFT_TASK_TYPES, SkeletonKey, skeleton
+from tests.support.tiny import tiny_model as core_tiny_model
 
-# The families the counting tests cover, from the one table of tiny configs (core.memory.tiny).
+# The families the counting tests cover, from the one table of tiny configs (tests.support.tiny).
 TINY_CONFIGS: tuple[str, ...] = ("llama", "qwen2", "gemma2", "gpt2", "opt", "roberta", "t5")
 # Mixture-of-experts families with heterogeneous block stacks: DeepSeek's first dense layer, then MoE layers;
 # Qwen3-MoE with dense MLPs interleaved (mlp_only_layers). peft has no default targets for them.
@@ -25,7 +25,7 @@ _OVERRIDES: dict[str, dict[str, object]] = {"qwen3_moe": {"num_hidden_layers": 6
 
 
 def tiny_model(family: str, **overrides: object) -> ResolvedModel:
-    """core.memory.tiny's config of `family`, with the overrides these tests need (Qwen3-MoE's interleaved
+    """tests.support.tiny's config of `family`, with the overrides these tests need (Qwen3-MoE's interleaved
     dense layers) and the caller's."""
     return core_tiny_model(family, **(_OVERRIDES.get(family, {}) | overrides))
 

@@ -5,7 +5,7 @@ the config, with the method applied for real (peft, or `requires_grad` for BitFi
 Every tensor autograd saves passes `torch.autograd.graph.saved_tensors_hooks`; the probe keeps those whose
 storage is still alive when the forward ends, counts each storage once, and skips parameters and buffers
 (they are weights, not activations). This is the ground truth the traced step (`core.memory.profile`) is
-tested against (`core.memory.accuracy`), and the calibration runner reuses it. It is slow by design: never
+tested against (`tests.support.accuracy`), and the calibration runner reuses it. It is slow by design: never
 call it from `estimate`.
 
 QLoRA runs as LoRA on a base in the compute dtype: a bitsandbytes 4-bit layer saves nothing for its frozen

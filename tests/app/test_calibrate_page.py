@@ -17,8 +17,8 @@ from core.calibrate import launcher
 from core.calibrate.launcher import LAUNCH, LIVE
 from core.calibrate.recalibrate import CPU_PROBE_NOTE
 from core.calibrate.runfolder import RunFolder
-from core.memory.tiny import tiny_model
 from tests.support import forced_failure_env
+from tests.support.tiny import tiny_model
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "calibrate.py")
 WAIT_S = 300  # an upper bound against hanging on a loaded machine, not a performance threshold

@@ -9,9 +9,9 @@ import transformers
 
 from core.apply import apply_method
 from core.counting import count_parameters
-from core.memory.tiny import ARCHITECTURES, FAMILIES, tiny_model
 from core.registry import MethodChoice
 from core.skeleton import SkeletonKey, default_task, skeleton, stack_plans
+from tests.support.tiny import ARCHITECTURES, FAMILIES, tiny_model
 
 NEW = [a for a in ARCHITECTURES if a not in FAMILIES]
 

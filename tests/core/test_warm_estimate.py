@@ -20,9 +20,9 @@ from core.counting import ModelShape, count_parameters, model_shape
 from core.errors import MissingPackageError, NotApplicableError
 from core.memory import budget, cache
 from core.memory.spec import StepSpec
-from core.memory.tiny import tiny_model
 from core.registry import MethodChoice
 from core.skeleton_key import SkeletonKey
+from tests.support.tiny import tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = SkeletonKey(tiny_model("llama"), "causal-lm", 2)

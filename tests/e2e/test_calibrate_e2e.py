@@ -5,7 +5,7 @@ from urllib.parse import quote
 
 from playwright.sync_api import Browser, Page, expect
 
-from core.memory.tiny import tiny_model
+from tests.support.tiny import tiny_model
 
 from .conftest import wait_for_app
 

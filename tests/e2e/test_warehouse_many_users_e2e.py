@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from core.memory.tiny import tiny_model
 from core.warehouse import Filters, open_warehouse, pairs
 from core.warehouse.conventions import PUBLISHED_COLUMNS
+from tests.support.tiny import tiny_model
 
 from .conftest import ROOT, _free_port, _wait_healthy, wait_for_app
 

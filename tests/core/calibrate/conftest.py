@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from core.calibrate.spec import CalibrationSpec
-from core.memory.tiny import tiny_model
 from core.models import resolve_model
 from core.registry import MethodChoice
+from tests.support.tiny import tiny_model
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -35,7 +35,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def write_tiny_config(folder: Path, family: str = "llama") -> Path:
-    """The tiny random-init config of `family` (core.memory.tiny) as a config.json file."""
+    """The tiny random-init config of `family` (tests.support.tiny) as a config.json file."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"tiny-{family}.json"
     path.write_text(tiny_model(family).config_json, encoding="utf-8")

@@ -63,7 +63,7 @@ def test_generation_with_a_time_budget(capsys: pytest.CaptureFixture[str], tiny_
 def test_local_weights_become_evidence(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """A model folder with weights trains from them, and its metrics land in `results` (the evidence explorer)."""
     from core.calibrate.train import _auto_class
-    from core.memory.tiny import tiny_model
+    from tests.support.tiny import tiny_model
 
     folder = tmp_path / "tiny-bert"
     model = _auto_class("seq-cls").from_config(tiny_model("bert").build_config())

@@ -14,9 +14,9 @@ from core.memory.ahead import MAX_WORKERS, trace_ahead, trace_workers
 from core.memory.budget import _untraceable_name, profile_known
 from core.memory.profile import StepProfile
 from core.memory.spec import StepSpec
-from core.memory.tiny import tiny_model
 from core.registry import MethodChoice
 from core.skeleton_key import SkeletonKey
+from tests.support.tiny import tiny_model
 
 KEY = SkeletonKey(tiny_model("llama"), "causal-lm", 2)
 SPEC = StepSpec("bf16-mixed", "adamw", "sdpa", False, "none")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from core.memory.probe import probe_activations
-from core.memory.tiny import tiny_model
 from core.registry import MethodChoice
 from core.skeleton import SkeletonKey
+from tests.support.tiny import tiny_model
 
 
 def _key(family: str = "llama") -> SkeletonKey:

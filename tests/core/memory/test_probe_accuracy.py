@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.memory.accuracy import VARIANTS, Case, covering_matrix, run_case
 from core.registry import candidate_ids
+from tests.support.accuracy import VARIANTS, Case, covering_matrix, run_case
 
 TOLERANCE = 3.0  # percent of the probe's bytes
 # Known gap (docs/accuracy.md), held to a loose bound so that it cannot grow unseen: DoRA on GPT-2's Conv1D in

@@ -13,11 +13,11 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from core.memory.profile import DESIGN, StepProfile, timeline_peaks
 from core.memory.step import StepSpec, TracedModel, trace_step
-from core.memory.tiny import tiny_model
 from core.memory.trace import CATEGORIES, PHASES, AllocationTracker
 from core.models import resolve_model
 from core.registry import METHODS, MethodChoice
 from core.skeleton import SkeletonKey, default_task
+from tests.support.tiny import tiny_model
 
 SPEC = StepSpec("bf16-mixed", "adamw", "sdpa", False, "none")
 
@@ -342,8 +342,8 @@ def test_a_quantized_base_is_prepared_for_kbit_training_as_peft_does() -> None:
 def test_fused_moe_experts_on_a_quantized_base_are_named_and_counted_unquantized() -> None:
     from core.estimate import estimate
     from core.memory.setup import TrainingSetup
-    from core.memory.tiny import tiny_model
     from core.scenario import Scenario
+    from tests.support.tiny import tiny_model
 
     setup = TrainingSetup(precision="bf16-mixed", gradient_checkpointing=True, batch_size=2, seq_len=32)
     qlora = (MethodChoice("qlora", rank=8, targets=("q_proj", "v_proj")),)

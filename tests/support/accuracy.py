@@ -17,9 +17,9 @@ from core.errors import NotApplicableError
 from core.memory.probe import probe_activations
 from core.memory.profile import saved_activations
 from core.memory.step import TRACE_FAILURES, StepSpec
-from core.memory.tiny import FAMILIES, tiny_model
 from core.registry import METHODS, MethodChoice, method_ids
 from core.skeleton import SkeletonKey, default_task
+from tests.support.tiny import FAMILIES, tiny_model
 
 DTYPES: tuple[str, ...] = ("fp32", "bf16")
 ATTENTIONS: tuple[str, ...] = ("sdpa", "eager")
