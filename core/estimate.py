@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -13,7 +12,6 @@ from core.errors import InputError, NotApplicableError
 from core.memory.ahead import trace_ahead
 from core.memory.budget import TrainingEstimate, check_positions, estimate_training, step_spec
 from core.memory.quantization import check_quantization, unquantized_experts
-from core.memory.spec import StepSpec
 from core.registry import MethodChoice
 from core.scenario import Scenario
 
@@ -77,15 +75,27 @@ class EstimateReport:
 cached_count = lru_cache(maxsize=256)(count_parameters)
 
 
-def _steps(scenario: Scenario) -> Iterator[tuple[MethodChoice, StepSpec]]:
-    """The traced step each method of the scenario needs: none for a method that cannot be counted on this model
-    or whose base format is refused (the estimate reports those; tracing them ahead would only fail again)."""
+@dataclass(frozen=True)
+class _Planned:
+    """One method of the scenario resolved once: its base format and exact count, or why it has neither."""
+
+    choice: MethodChoice
+    quantization: str = ""
+    count: ParameterCount | None = None
+    error: NotApplicableError | InputError | None = None
+
+
+def _plan(scenario: Scenario) -> list[_Planned]:
+    """Each method's base format (refused formats raise) and count, resolved once for the trace-ahead and the
+    estimate alike."""
+    planned = []
     for choice in scenario.methods:
         try:
-            cached_count(scenario.skeleton_key, choice)
-            yield choice, step_spec(scenario.training, check_quantization(choice, scenario.training))
-        except (NotApplicableError, InputError):
-            continue
+            quantization = check_quantization(choice, scenario.training)
+            planned.append(_Planned(choice, quantization, cached_count(scenario.skeleton_key, choice)))
+        except (NotApplicableError, InputError) as exc:
+            planned.append(_Planned(choice, error=exc))
+    return planned
 
 
 def estimate(scenario: Scenario, *, skip_inapplicable: bool = False) -> EstimateReport:
@@ -96,21 +106,21 @@ def estimate(scenario: Scenario, *, skip_inapplicable: bool = False) -> Estimate
     key, setup = scenario.skeleton_key, scenario.training
     with contextlib.suppress(NotApplicableError):  # a model that cannot be built is reported per method below
         check_positions(key, setup)  # a bad length is refused before any cold trace, not after
-    trace_ahead(key, list(_steps(scenario)))
-    for choice in scenario.methods:
-        try:
-            quant = check_quantization(choice, setup)
-            count = cached_count(key, choice)
-            notes.update(dict.fromkeys(filter(None, [unquantized_experts(key, quant)])))
-        except (NotApplicableError, InputError) as exc:
+    planned = _plan(scenario)
+    # the traced step each countable method needs (tracing a refused one ahead would only fail again)
+    trace_ahead(key, [(p.choice, step_spec(setup, p.quantization)) for p in planned if p.error is None])
+    for plan in planned:
+        choice, count = plan.choice, plan.count
+        if plan.error is not None or count is None:
             # a user's own bad value stays an error; a method whose own defaults do not fit this model is reported
-            own_value = not isinstance(exc, NotApplicableError) and choice != MethodChoice(choice.method)
+            own_value = not isinstance(plan.error, NotApplicableError) and choice != MethodChoice(choice.method)
             if not skip_inapplicable or own_value:
-                raise
-            results.append(MethodEstimate(choice.method, choice.label(), error=str(exc)))
+                raise plan.error or NotApplicableError(f"{choice.label()} could not be counted")
+            results.append(MethodEstimate(choice.method, choice.label(), error=str(plan.error)))
             continue
+        notes.update(dict.fromkeys(filter(None, [unquantized_experts(key, plan.quantization)])))
         try:
-            training = estimate_training(key, choice, count, setup, quant)
+            training = estimate_training(key, choice, count, setup, plan.quantization)
         except NotApplicableError as exc:  # e.g. an architecture without an activation model: keep the count
             results.append(MethodEstimate(choice.method, choice.label(), count, memory_error=str(exc)))
             continue
