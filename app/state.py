@@ -16,6 +16,9 @@ import streamlit as st
 
 T = TypeVar("T")
 LIST_SEPARATOR = ","
+# Lists whose items can hold commas (a paper's citation: "SVFT (Lingam et al. 2024, ...) Tables 1,2,3,8") are
+# joined with this instead, per URL key.
+SEPARATORS: dict[str, str] = {"source": "|"}
 SHOWN_CHOICES = 6  # a warning lists at most this many allowed values
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
@@ -91,13 +94,34 @@ def seed_list(key: str, default: Sequence[str], allowed: Sequence[str]) -> None:
     if key in st.session_state:
         return
     raw = st.query_params.get(key)
-    items = [i for i in raw.split(LIST_SEPARATOR) if i] if raw else []
+    items = [i for i in raw.split(SEPARATORS.get(key, LIST_SEPARATOR)) if i] if raw else []
     known = [i for i in items if i in allowed]
     unknown = [i for i in items if i not in allowed]
     if unknown:
         used = ", ".join(known) if known else ", ".join(default)
         link_warning(key, raw or "", f"has unknown {', '.join(unknown)} (not one of {_choices(allowed)})", used)
     st.session_state[key] = known or list(default)
+
+
+def link_range(key: str, default: tuple[T, T], steps: Sequence[T], cast: Callable[[str], T]) -> tuple[T, T]:
+    """The `value` of a range slider over `steps` from the link (`low,high`, both steps, low first), else `default`.
+
+    Not seeded into session state like the other widgets: a slider is a range only when created with a tuple
+    `value`, and a value given beside state set through the API draws Streamlit's warning. The URL is mirrored to
+    the slider's current range, so this value is the range the user last chose."""
+    raw = st.query_params.get(key)
+    value = default
+    if raw is not None:
+        try:
+            low, high = (cast(part) for part in raw.split(LIST_SEPARATOR))
+        except (TypeError, ValueError):
+            link_warning(key, raw, "is not two values low,high", LIST_SEPARATOR.join(map(str, default)))
+        else:
+            if low in steps and high in steps and steps.index(low) <= steps.index(high):
+                value = (low, high)
+            else:
+                link_warning(key, raw, f"is not a range of {_choices(steps)}", LIST_SEPARATOR.join(map(str, default)))
+    return value
 
 
 def mirror(keys: Iterable[str]) -> None:
@@ -109,7 +133,8 @@ def mirror(keys: Iterable[str]) -> None:
             if key in st.session_state and key in st.query_params:
                 del st.query_params[key]
             continue
-        text = LIST_SEPARATOR.join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+        separator = SEPARATORS.get(key, LIST_SEPARATOR)
+        text = separator.join(map(str, value)) if isinstance(value, list | tuple) else str(value)
         if st.query_params.get(key) != text:
             st.query_params[key] = text
 

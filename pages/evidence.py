@@ -14,7 +14,7 @@ from app.resources import (
     data_version,
     warehouse,
 )
-from app.state import mirror, seed_list, share_link
+from app.state import link_range, mirror, seed_list, share_link
 from app.widgets import download_buttons, gap_points, import_upload
 from core.claims import claims_display, verdict_summary
 from core.gap.evidence import charted, pairs_explained, without_server_paths
@@ -43,6 +43,8 @@ method_options = sorted(set(all_pairs["method_id"]) - {REFERENCE}, key=list(METH
 seed_list("task", task_options, task_options)
 seed_list("method", [], method_options)
 seed_list("dist", ("in-domain", "ood"), DISTRIBUTION_NAMES)
+source_options = sorted(all_pairs["source"].unique())
+seed_list("source", [], source_options)
 with st.container(border=True):
     left, middle, right = st.columns(3)
     task_types = left.multiselect("Task types", task_options, key="task")
@@ -51,11 +53,12 @@ with st.container(border=True):
     distributions = right.multiselect("Test distribution", DISTRIBUTION_NAMES, key="dist")
     left, right = st.columns([2, 1])
     size_range = left.select_slider(
-        "Base model size (billions of parameters)", SIZE_STEPS, value=(SIZE_STEPS[0], SIZE_STEPS[-1]), key="size"
+        "Base model size (billions of parameters)", SIZE_STEPS, key="size",
+        value=link_range("size", (SIZE_STEPS[0], SIZE_STEPS[-1]), SIZE_STEPS, float),
     )
-    sources = right.multiselect("Sources", sorted(all_pairs["source"].unique()), key="source",
+    sources = right.multiselect("Sources", source_options, key="source",
                                 placeholder="all sources")
-mirror(("task", "method", "dist"))
+mirror(("task", "method", "dist", "size", "source"))
 
 filters = Filters(
     task_types=task_types, methods=methods or None, distributions=distributions, sources=sources or None,

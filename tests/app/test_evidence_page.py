@@ -185,3 +185,29 @@ def test_good_upload_adds_its_row_to_the_page(app_env: Path) -> None:
     assert not script.error and not script.exception
     page = AppTest.from_file(PAGE, default_timeout=120).run()
     assert "1,785 results (one reported score each" in page.caption[0].value
+
+
+def test_sources_and_model_sizes_survive_a_link(at: AppTest, app_env: Path) -> None:
+    """A citation holds commas, so the sources travel joined by '|'; the size range as 'low,high'."""
+    other = "SVFT (Lingam et al. 2024, arXiv 2405.17604) Tables 1,2,3,8"
+    at.run()
+    at.multiselect(key="source").set_value([LORA_PAPER, other]).run()
+    at.select_slider(key="size").set_range(0.1, 13.0).run()
+    assert not at.exception
+    link = {key: at.query_params[key] for key in ("source", "size")}
+    assert link == {"source": f"{LORA_PAPER}|{other}", "size": "0.1,13.0"}
+    again = AppTest.from_file(PAGE, default_timeout=120)
+    again.query_params.update(link)
+    again.run()
+    assert not again.exception and not again.warning
+    assert again.multiselect(key="source").value == [LORA_PAPER, other]
+    assert again.select_slider(key="size").value == (0.1, 13.0)
+    assert _pairs_heading(again) == _pairs_heading(at)
+
+
+def test_a_size_range_that_is_not_one_warns_and_shows_every_size(at: AppTest) -> None:
+    at.query_params["size"] = "70,1"
+    at.run()
+    assert [w.value for w in at.warning] == ["Link value size=70,1 is not a range of 0.05, 0.1, 0.3, 1.0, 3.0, 7.0, "
+                                             "... (10 in all): using 0.05,200.0"]
+    assert at.select_slider(key="size").value == (0.05, 200.0)
