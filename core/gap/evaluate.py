@@ -180,7 +180,8 @@ def leave_one_source_out(
 ) -> LosoReport:
     """Hold out each source (`group` values) in turn; score the predictor and both baselines on it."""
     chosen = settings or GapSettings()
-    prepared = prepare_pairs(pairs, extra)
+    everything = prepare_pairs(pairs, extra, unread=True)  # every comparison gets a prediction ...
+    prepared = everything.loc[everything["family"] != ""].reset_index(drop=True)  # ... the fits learn from these
     if group not in prepared.columns:
         raise InputError(f"pairs have no column {group!r} to hold sources out by")
     sources = sorted(prepared[group].astype(str).unique())
@@ -192,7 +193,7 @@ def leave_one_source_out(
     for source in sources:
         held = (keys == source).to_numpy()
         train = prepared.loc[~held].reset_index(drop=True)
-        test = prepared.loc[held].reset_index(drop=True)
+        test = everything.loc[everything[group].astype(str) == source].reset_index(drop=True)
         model = fit_gap_model(train, task_types=types, group=group, settings=chosen)
         shrinks.append(model.calibration.describe())
         mean, low, high, _ = model.interval(FeatureTable.from_pairs(test))

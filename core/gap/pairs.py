@@ -85,13 +85,15 @@ def _family(method_id: str, method_raw: str) -> str:
     return match.family or ""
 
 
-def prepare_pairs(pairs: pd.DataFrame, extra: pd.DataFrame | None = None) -> pd.DataFrame:
+def prepare_pairs(pairs: pd.DataFrame, extra: pd.DataFrame | None = None, *, unread: bool = False) -> pd.DataFrame:
     """The pairs the accuracy-gap model learns from, with `y`: the gap oriented so positive = PEFT better.
 
     `extra` (from `literature_pairs`) joins the view's pairs. Kept: target-task metrics (forgetting metrics
     measure retention, see `forgetting`), PEFT methods with a family (not `base`, not unreadable names), a gap
-    on the 0-100 scale, counted once (`double_counts`). Adds `family` (registry or literature family) and `y`,
-    `peft_advantage`: PEFT minus FFT for higher-is-better metrics, sign-corrected otherwise.
+    on the 0-100 scale, counted once (`double_counts`); with `unread`, also literature methods whose family no
+    rule reads (family ''), which an evaluation predicts but no fit learns from. Adds `family` (registry or
+    literature family) and `y`, `peft_advantage`: PEFT minus FFT for higher-is-better metrics, sign-corrected
+    otherwise.
     """
     frames = [f for f in (pairs, extra) if f is not None and not f.empty]
     if not frames:
@@ -99,9 +101,12 @@ def prepare_pairs(pairs: pd.DataFrame, extra: pd.DataFrame | None = None) -> pd.
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
     family = [_family(str(m), str(r)) for m, r in zip(frame["method_id"], frame["method_raw"], strict=True)]
     frame = double_counts(frame.assign(family=family))
+    read = frame["family"] != ""
+    if unread:  # also literature methods no family rule reads (a prediction answers them as PEFT in general)
+        read |= frame["method_id"] == "other"
     keep = (
         (frame["metric_kind"] == "target")
-        & (frame["family"] != "")
+        & read
         & frame["peft_advantage"].notna()
         & frame["task_type"].notna()
         & ~frame["duplicate"]

@@ -112,3 +112,17 @@ def test_with_a_learnable_truth_the_answer_orders_pairs_as_the_truth_does(report
     assert ours.spearman > 0.5 and ours.spearman_within > 0.25
     assert zero.spearman == zero.spearman_within == 0.0  # a constant answer orders nothing
     assert 0 < ours.median_width <= ours.mean_width * 1.5
+
+
+def test_a_literature_method_no_rule_reads_is_predicted_too(synthetic: pd.DataFrame) -> None:
+    """Every comparison gets a prediction: a method read as PEFT in general (family unknown) is held out and
+    answered with its paper, though no fit learns from it, with a wider interval than a known family's."""
+    odd = synthetic.head(4).assign(method_id="other", method_raw="zorblatt tuning",
+                                   peft_result_id=lambda f: f["peft_result_id"] + 900_000)  # fmt: skip
+    report = leave_one_source_out(pd.concat([synthetic, odd], ignore_index=True))
+    p = report.predictions
+    assert len(p) == len(synthetic) + 4
+    answered = p[p["peft_result_id"] >= 900_000]
+    assert len(answered) == 4 and answered[f"{PREDICTOR}|mean"].notna().all()
+    width = (p[f"{PREDICTOR}|high"] - p[f"{PREDICTOR}|low"]).groupby(p["peft_result_id"] >= 900_000).mean()
+    assert width[True] > width[False]
