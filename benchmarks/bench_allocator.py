@@ -31,9 +31,9 @@ from benchmarks.bench_published_gpu import _parser  # noqa: E402
 from core.cli._common import method_choices, model_from_args, training_from_args  # noqa: E402
 from core.errors import InputError, NotApplicableError  # noqa: E402
 from core.estimate import estimate  # noqa: E402
-from core.memory.allocator import replay  # noqa: E402
 from core.memory.budget import step_spec  # noqa: E402
 from core.memory.quantization import check_quantization  # noqa: E402
+from core.memory.replay import replay  # noqa: E402
 from core.memory.setup import TrainingSetup  # noqa: E402
 from core.memory.step import TracedModel  # noqa: E402
 from core.registry import MethodChoice  # noqa: E402

@@ -25,10 +25,10 @@ import numpy as np
 from core.counting import ParameterCount, model_shape
 from core.errors import InputError, NotApplicableError
 from core.memory import cache
-from core.memory.allocator import ReplayPeaks
 from core.memory.gpus import Gpu, find_gpu
 from core.memory.overhead import OVERHEAD
 from core.memory.profile import StepProfile, step_profile
+from core.memory.replay import ReplayPeaks
 from core.memory.setup import PAGED_OPTIMIZERS, SHARDINGS, TrainingSetup
 from core.memory.sharding import SHARDINGS as SHARDING_MODES
 from core.memory.spec import ACTIVATIONS, CATEGORIES, GRADIENTS, OPTIMIZER, PHASES, TEMPORARIES, WEIGHTS, StepSpec
@@ -43,7 +43,7 @@ TRACE_SOURCES: tuple[Path, ...] = tuple(Path(__file__).resolve().parents[1] / na
     "memory/step.py", "memory/trace.py", "memory/profile.py", "memory/standins.py", "apply.py", "skeleton.py"))
 # The code a cached replay is the outcome of (beside its profile's): editing it replays again.
 REPLAY_SOURCES: tuple[Path, ...] = tuple(Path(__file__).resolve().parent / name
-                                         for name in ("allocator.py", "steplog.py"))
+                                         for name in ("allocator.py", "replay.py", "steplog.py"))
 MAX_GPUS = 512  # the largest cluster a fine-tune is planned on: 64 eight-GPU nodes
 SHARDING_NAMES = {mode.id: mode.name for mode in SHARDING_MODES.values()}
 # A sharding mode suits a run when what it partitions is at least this share of the unsharded per-GPU peak;

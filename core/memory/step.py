@@ -107,7 +107,7 @@ class TracedModel:
     def first_steps_log(self, batch_size: int, seq_len: int, *, steps: int) -> list[int]:
         """Every allocation and free of a run's first `steps` steps, from the weights on (the optimizer makes its
         states inside the first step, between that step's frees): what the caching allocator sees from the start
-        (`core.memory.allocator.replay`)."""
+        (`core.memory.replay.replay`)."""
         return self._traced(batch_size, seq_len, steps=steps, warm=False).log
 
     def _traced(self, batch_size: int, seq_len: int, *, steps: int, warm: bool) -> AllocationTracker:

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.memory.allocator import ReplayPeaks, replay
 from core.memory.profile import GrowthPlan, _basis, _match
+from core.memory.replay import ReplayPeaks, replay
 from core.memory.spec import PHASES
 
 if TYPE_CHECKING:

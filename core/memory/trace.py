@@ -73,7 +73,7 @@ class AllocationTracker(TorchDispatchMode):
         self._ops: list[int] = []
         self._sizes: list[int] = []
         # every allocation (its bytes) and free (-1 - the allocation's index), in order, for the allocator model
-        # (`core.memory.allocator.replay`); storages adopted before the step come first
+        # (`core.memory.replay.replay`); storages adopted before the step come first
         self.log: list[int] = []
         self.kept = 0  # entries of `log` made before the step (set on entering the mode)
         self.log_phase: list[int] = []

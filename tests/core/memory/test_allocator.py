@@ -12,7 +12,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from core.memory.allocator import AllocatorConfig, CachingAllocator, DeviceOutOfMemoryError, ReplayPeaks, replay
+from core.memory.allocator import AllocatorConfig, CachingAllocator, DeviceOutOfMemoryError
+from core.memory.replay import ReplayPeaks, replay
 from core.units import MIB
 
 EXPANDABLE = AllocatorConfig(expandable_segments=True)

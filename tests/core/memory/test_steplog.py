@@ -12,9 +12,9 @@ import pytest
 from catalogue_copies import shallow
 
 from core.cli import main
-from core.memory.allocator import replay
 from core.memory.budget import RESERVED_SOURCES, largest_batch, replayed_peaks, sizer
 from core.memory.profile import DESIGN, StepProfile, growth_plan
+from core.memory.replay import replay
 from core.memory.setup import TrainingSetup
 from core.memory.spec import StepSpec
 from core.memory.step import TracedModel

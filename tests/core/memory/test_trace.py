@@ -358,7 +358,7 @@ def test_fused_moe_experts_on_a_quantized_base_are_named_and_counted_unquantized
 def test_the_step_log_holds_every_allocation_and_free_the_timeline_counts() -> None:
     """The allocator model replays the tracker's log: its live bytes reach exactly the traced peak, and the
     replay's rounded allocated and cached reserved peaks sit at or above it."""
-    from core.memory.allocator import replay
+    from core.memory.replay import replay
 
     traced = TracedModel(_tiny(), MethodChoice("lora"), replace(SPEC, checkpointing=True), None)
     timeline = traced.trace(2, 16)
@@ -376,7 +376,7 @@ def test_a_runs_first_steps_make_the_optimizer_states_inside_the_first_and_reuse
     """The log of a run's first steps starts from the weights alone: the first step adds the optimizer's states,
     later steps allocate what the first freed, so a second step reserves at least the first's and a third
     no more than the second's (the allocator replays them from its cache)."""
-    from core.memory.allocator import replay
+    from core.memory.replay import replay
 
     traced = TracedModel(_tiny(), MethodChoice("fft"), SPEC, None)
     one, two, three = (replay(traced.first_steps_log(2, 16, steps=n)) for n in (1, 2, 3))
