@@ -127,9 +127,9 @@ def _remembered(key: SkeletonKey, what: dict[str, str], derive: Callable[[], dic
     """`derive()`'s JSON record for `key`, read from the disk cache when it holds one (nothing heavy is imported
     then), else derived and stored; a refusal is stored as such and raised again with its message."""
     model = key.model
-    name = None if model.trust_remote_code else cache.content_key(
-        {**what, "model": model.name, "config": model.config_json, "task": key.task, "labels": key.num_labels,
-         "code": cache.source_version(*COUNTING_SOURCES)})  # fmt: skip
+    name = None if model.trust_remote_code else cache.record_name(
+        what["record"], COUNTING_SOURCES, **{k: v for k, v in what.items() if k != "record"}, model=model.name,
+        config=model.config_json, task=key.task, labels=key.num_labels)  # fmt: skip
     record = cache.load_record(name) if name else None
     if record is None or not _current(record):
         try:

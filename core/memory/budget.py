@@ -260,9 +260,8 @@ def replayed_peaks(profile: StepProfile, batch: int, seq: int, *, paged: bool = 
     log = profile.allocation_log(seq)
     if log is None:
         return None
-    name = cache.content_key({"record": "replay", "profile": cache.entry_key(profile.key, profile.choice,
-                                                                             profile.spec),
-                              "shape": [batch, seq], "paged": paged, "code": cache.source_version(*REPLAY_SOURCES)})
+    profile_name = cache.entry_key(profile.key, profile.choice, profile.spec)
+    name = cache.record_name("replay", REPLAY_SOURCES, profile=profile_name, shape=[batch, seq], paged=paged)
     record = cache.load_record(name)
     if record is not None and isinstance(record.get("allocated"), int) and isinstance(record.get("reserved"), int):
         return ReplayPeaks(allocated=record["allocated"], reserved=record["reserved"])
@@ -370,8 +369,8 @@ def profile_known(key: SkeletonKey, choice: MethodChoice, spec: StepSpec) -> boo
 
 
 def _untraceable_name(key: SkeletonKey, choice: MethodChoice, spec: StepSpec) -> str:
-    return cache.content_key({"record": "untraceable", "profile": cache.entry_key(key, choice, spec),
-                              "model": key.model.name, "code": cache.source_version(*TRACE_SOURCES)})
+    return cache.record_name("untraceable", TRACE_SOURCES, profile=cache.entry_key(key, choice, spec),
+                             model=key.model.name)
 
 
 def estimate_training(key: SkeletonKey, choice: MethodChoice, count: ParameterCount, setup: TrainingSetup,

@@ -129,6 +129,12 @@ def content_key(parts: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def record_name(kind: str, sources: tuple[Path, ...], **parts: Any) -> str:
+    """The one recipe of a JSON record's name: its kind, what it is derived from, and the hash of the source of
+    the code that derives it (editing that code derives the record again), with the engine packages' versions."""
+    return content_key({"record": kind, **parts, "code": source_version(*sources)})
+
+
 def entry_key(key: SkeletonKey, choice: MethodChoice, spec: StepSpec) -> str:
     """A content hash of everything a profile depends on."""
     return content_key({"config": key.model.config_json, "task": key.task, "labels": key.num_labels,

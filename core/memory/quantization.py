@@ -52,8 +52,7 @@ def check_quantization(choice: MethodChoice, setup: TrainingSetup) -> str:
 @lru_cache(maxsize=256)
 def _has_bnb_layer(choice: MethodChoice) -> bool:
     """Whether peft has a bitsandbytes layer for the tuner of `choice` (kept in memory and in the disk cache)."""
-    name = cache.content_key({"record": "bnb", "choice": repr(choice),
-                              "code": cache.source_version(Path(__file__).resolve(), Path(registry.__file__))})
+    name = cache.record_name("bnb", (Path(__file__).resolve(), Path(registry.__file__)), choice=repr(choice))
     record = cache.load_record(name)
     if record is None or not isinstance(record.get("bnb"), bool):
         tuner = type(choice.peft_config("CAUSAL_LM")).__module__.rsplit(".", 1)[0]
