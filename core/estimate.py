@@ -111,13 +111,14 @@ def estimate(scenario: Scenario, *, skip_inapplicable: bool = False) -> Estimate
     trace_ahead(key, [(p.choice, step_spec(setup, p.quantization)) for p in planned if p.error is None])
     for plan in planned:
         choice, count = plan.choice, plan.count
-        if plan.error is not None or count is None:
+        if plan.error is not None:
             # a user's own bad value stays an error; a method whose own defaults do not fit this model is reported
             own_value = not isinstance(plan.error, NotApplicableError) and choice != MethodChoice(choice.method)
             if not skip_inapplicable or own_value:
-                raise plan.error or NotApplicableError(f"{choice.label()} could not be counted")
+                raise plan.error
             results.append(MethodEstimate(choice.method, choice.label(), error=str(plan.error)))
             continue
+        assert count is not None  # `_plan` counts every method it finds no error for
         notes.update(dict.fromkeys(filter(None, [unquantized_experts(key, plan.quantization)])))
         try:
             training = estimate_training(key, choice, count, setup, plan.quantization)
